@@ -1,0 +1,15 @@
+"""The only door to the world. `build_activities` is the one registry of activities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.audit import AuditActivities
+from activities.deps import ActivityDeps
+
+
+def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    """Every activity the worker registers, bound to this process's dependencies."""
+    audit = AuditActivities(deps.pool)
+    return [audit.record]

@@ -1,0 +1,1 @@
+"""The `aios` command line."""

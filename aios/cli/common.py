@@ -1,0 +1,47 @@
+"""What every CLI command shares: settings loading, error reporting, tables."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aios.errors import AiosError
+from aios.settings import Settings, load_settings
+
+console = Console()
+error_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    error_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except AiosError as exc:
+        fail(str(exc), code=2)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; an AiosError becomes a one-paragraph message, not a traceback."""
+    try:
+        return asyncio.run(coroutine)
+    except AiosError as exc:
+        fail(str(exc))
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    grid = Table(title=title, title_justify="left")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*(str(cell) for cell in row))
+    console.print(grid)

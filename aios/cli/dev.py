@@ -1,0 +1,77 @@
+"""`aios dev ...`: the local stack without Docker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from aios import stack
+from aios.cli.common import console, fail, settings, table
+from aios.errors import AiosError
+from aios.stack import temporal
+
+app = typer.Typer(help="Run the local stack: Temporal dev server + Web UI, Postgres, Qdrant.")
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]…[/] {message}", highlight=False)
+
+
+@app.command()
+def install() -> None:
+    """Find or build the Temporal CLI (never rebuilds when it is there)."""
+    try:
+        binary = temporal.ensure_binary(settings(), _progress)
+    except AiosError as exc:
+        fail(str(exc))
+    console.print(f"Temporal CLI: {binary}")
+
+
+@app.command()
+def up() -> None:
+    """Start whatever is not running, wait until it answers, and apply migrations."""
+    config = settings()
+    try:
+        states = stack.up(config, _progress)
+    except AiosError as exc:
+        fail(str(exc))
+    if config.temporal_is_local:
+        console.print(f"[bold]Temporal Web UI:[/] {config.temporal_ui_url}", highlight=False)
+    table("aios local stack", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
+
+
+@app.command()
+def down() -> None:
+    """Stop only what `aios dev up` started."""
+    try:
+        states = stack.down(settings())
+    except AiosError as exc:
+        fail(str(exc))
+    table("aios local stack", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
+
+
+@app.command()
+def status() -> None:
+    """Report each service's health; exits 1 when one is down."""
+    states = stack.status(settings())
+    table("aios local stack", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
+    if any(s.state.startswith(("down", "unreachable")) for s in states):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    service: str = typer.Argument("temporal", help="temporal or postgres"),
+    lines: int = typer.Option(40, "--lines", "-n", min=1, help="how many lines from the end"),
+) -> None:
+    """Print the end of a service's log."""
+    paths = stack.log_files(settings())
+    if service not in paths:
+        fail(f"unknown service {service!r}; choose one of: {', '.join(paths)}")
+    path = Path(paths[service])
+    if not path.exists():
+        fail(f"{path} does not exist yet: has `aios dev up` started {service}?")
+    console.print(f"[dim]{path}[/]")
+    for line in path.read_text(errors="replace").splitlines()[-lines:]:
+        console.print(line, markup=False, highlight=False)

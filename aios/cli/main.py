@@ -1,0 +1,66 @@
+"""Entry point of the `aios` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+from aios.cli import dev
+from aios.cli.common import console, fail, run, settings
+from aios.client import AiosClient
+from aios.store.migrate import migrate as apply_migrations
+from aios.store.migrate import redact_url
+
+app = typer.Typer(
+    help="aios: an operating system for a digital workforce, conducted by Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev.app, name="dev")
+db_app = typer.Typer(help="The Postgres schema.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (safe to run twice, or from two processes at once)."""
+    config = settings()
+    applied = run(apply_migrations(config.resolved_database_url))
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (schema current)"
+    console.print(f"{redact_url(config.resolved_database_url)}: applied {names}", highlight=False)
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker for every aios workflow and activity; stops cleanly on SIGTERM/SIGINT."""
+    from workers.main import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(run_worker(settings()))
+
+
+@app.command()
+def ping(
+    message: str = typer.Argument("hello from aios", help="text recorded in the audit trail"),
+    actor: str = typer.Option("operator", "--as", help="who is pinging"),
+) -> None:
+    """Run the walking-skeleton workflow: client -> Temporal -> worker -> Postgres."""
+    config = settings()
+
+    async def go() -> None:
+        client = await AiosClient.connect(config)
+        handle = await client.start_ping(message, actor=actor)
+        console.print(f"started {handle.id}; waiting for a worker…", highlight=False)
+        try:
+            result = await asyncio.wait_for(handle.result(), timeout=60)
+        except TimeoutError:
+            fail(
+                f"{handle.id} did not finish within 60s. Is a worker running on task queue "
+                f"{config.task_queue!r}? Start one with `aios worker`; the run will then finish."
+            )
+        console.print(f"audit row {result.audit_id} recorded for {result.workflow_id!r}")
+        console.print(f"[bold]See the run:[/] {client.run_url(result.workflow_id)}", highlight=False)
+
+    run(go())

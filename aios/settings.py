@@ -1,0 +1,167 @@
+"""One settings model for every process of aios.
+
+Values come, highest priority first, from keyword arguments, `AIOS_*` environment
+variables, and an optional TOML file (`aios.toml` in the working directory, or the
+file named by `AIOS_CONFIG`). Standard `OTEL_*` variables are read by OpenTelemetry
+itself and are not duplicated here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from aios.errors import SettingsInvalid
+
+ENV_PREFIX = "AIOS_"
+CONFIG_FILE_VARIABLE = "AIOS_CONFIG"
+DEFAULT_CONFIG_FILE = "aios.toml"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """Split `host:port` (IPv6 hosts in brackets); raise ValueError with the expected form."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"expected host:port, for example 127.0.0.1:7233, got {address!r}")
+    return host, int(port_text)
+
+
+class Settings(BaseSettings):
+    """Configuration of aios; see the README's Configuration section for each variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    temporal_address: str = Field(
+        default="127.0.0.1:7233", description="host:port of the Temporal frontend (gRPC)"
+    )
+    temporal_namespace: str = Field(default="default", min_length=1)
+    temporal_tls_cert: Path | None = Field(default=None, description="client certificate (mTLS)")
+    temporal_tls_key: Path | None = Field(default=None, description="client private key (mTLS)")
+    temporal_tls_ca: Path | None = Field(default=None, description="server CA certificate")
+    temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key")
+    temporal_ui_port: int = Field(default=8233, gt=0, lt=65536)
+    temporal_cli: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_CLI", "AIOS_TEMPORAL_CLI"),
+        description="path of the Temporal CLI binary used for the local dev server",
+    )
+    task_queue: str = Field(default="aios", min_length=1)
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql:// URL; unset means the project-local cluster"
+    )
+    postgres_port: int = Field(default=55432, gt=0, lt=65536)
+    qdrant_url: str | None = Field(default=None, description="http(s) URL of a Qdrant server")
+    qdrant_path: Path | None = Field(default=None, description="embedded Qdrant directory")
+    data_dir: Path = Field(default=Path(".aios"))
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("expected a URL of the form postgresql://user:password@host:port/db")
+        return value
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _check_qdrant_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:6333")
+        return value
+
+    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
+    @classmethod
+    def _check_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"expected the path of a readable file, {str(value)!r} does not exist")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get(CONFIG_FILE_VARIABLE, DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, config_file))
+
+    # Derived values, kept as properties so that there is one source of truth.
+
+    @property
+    def temporal_is_local(self) -> bool:
+        """True when Temporal is expected on this machine, so `aios dev up` may start it."""
+        host, _ = split_host_port(self.temporal_address)
+        return host in LOOPBACK_HOSTS and self.temporal_api_key is None
+
+    @property
+    def temporal_port(self) -> int:
+        return split_host_port(self.temporal_address)[1]
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
+    def postgres_is_local(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"postgresql://aios@127.0.0.1:{self.postgres_port}/aios"
+
+    @property
+    def resolved_qdrant_path(self) -> Path:
+        return self.qdrant_path if self.qdrant_path is not None else self.data_dir / "qdrant"
+
+    def run_url(self, workflow_id: str) -> str:
+        """Where the operator sees a workflow run in the Temporal Web UI."""
+        return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+
+def _variable_name(location: tuple[int | str, ...]) -> str:
+    field = str(location[0]) if location else "?"
+    if field == "temporal_cli":
+        return "TEMPORAL_CLI"
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, or raise SettingsInvalid naming each bad variable and its expected form."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = _variable_name(error["loc"])
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                reason = "is not a known setting (see the README's Configuration section)"
+            problems.append(f"  {variable}: {reason}")
+        raise SettingsInvalid("invalid configuration:\n" + "\n".join(problems)) from exc

@@ -1,0 +1,101 @@
+"""The local stack behind `aios dev up | down | status | logs`.
+
+`up` is idempotent: it starts only what is not yet running, waits until each service
+answers, and applies migrations. `down` stops only the processes `up` started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aios.settings import Settings
+from aios.stack import postgres, qdrant, temporal
+from aios.stack.process import terminate
+from aios.store.migrate import migrate, redact_url
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    location: str
+    state: str
+
+
+def up(settings: Settings, progress: Progress) -> list[ServiceState]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    states = [_up_temporal(settings, progress), _up_postgres(settings)]
+    applied = asyncio.run(migrate(settings.resolved_database_url))
+    states.append(
+        ServiceState("migrations", "aios_migrations", f"{len(applied)} applied, schema current")
+    )
+    states.append(ServiceState("qdrant", qdrant.describe(settings), qdrant.prepare(settings)))
+    return states
+
+
+def _up_temporal(settings: Settings, progress: Progress) -> ServiceState:
+    if not settings.temporal_is_local:
+        return ServiceState("temporal", settings.temporal_address, "external (not started here)")
+    state = temporal.start(settings, progress)
+    return ServiceState("temporal", f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})", state)
+
+
+def _up_postgres(settings: Settings) -> ServiceState:
+    location = redact_url(settings.resolved_database_url)
+    if not settings.postgres_is_local:
+        return ServiceState("postgres", location, "external (not started here)")
+    return ServiceState("postgres", location, postgres.start(settings))
+
+
+def down(settings: Settings) -> list[ServiceState]:
+    states = []
+    pid = temporal.files(settings).read_pid()
+    if pid is not None:
+        terminate(pid)
+        temporal.files(settings).pid_file.unlink(missing_ok=True)
+    states.append(ServiceState("temporal", settings.temporal_address, "stopped" if pid else "not running"))
+    if settings.postgres_is_local:
+        states.append(
+            ServiceState("postgres", redact_url(settings.resolved_database_url), postgres.stop(settings))
+        )
+    return states
+
+
+def status(settings: Settings) -> list[ServiceState]:
+    return [
+        ServiceState(
+            "temporal",
+            f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})",
+            "healthy" if temporal.healthy(settings) else "down",
+        ),
+        ServiceState(
+            "postgres", redact_url(settings.resolved_database_url), asyncio.run(_postgres_health(settings))
+        ),
+        ServiceState("qdrant", qdrant.describe(settings), qdrant.health(settings)),
+    ]
+
+
+async def _postgres_health(settings: Settings) -> str:
+    import psycopg
+
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            settings.resolved_database_url, connect_timeout=3
+        ) as conn:
+            cursor = await conn.execute("SELECT max(version) FROM aios_migrations")
+            row = await cursor.fetchone()
+    except psycopg.errors.UndefinedTable:
+        return "healthy (not migrated: run `aios db migrate`)"
+    except psycopg.Error as exc:
+        return f"down ({type(exc).__name__})"
+    return f"healthy (schema version {row[0] if row else 0})"
+
+
+def log_files(settings: Settings) -> dict[str, str]:
+    return {
+        "temporal": str(temporal.files(settings).log_file),
+        "postgres": str(postgres.files(settings).log_file),
+    }

@@ -1,0 +1,192 @@
+"""The Temporal CLI dev server: finding or building the binary, starting it, checking it.
+
+The binary comes from, in order: TEMPORAL_CLI, `temporal` on PATH, `<data_dir>/bin/temporal`
+built with `go install` when Go is present (DESIGN.md decision 1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aios.errors import StackError
+from aios.settings import Settings
+from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, wait_until
+
+TEMPORAL_CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
+# v1.5.1 is the newest tag whose go.mod has no `replace` directive, so `go install` accepts it.
+TEMPORAL_CLI_VERSION = "v1.5.1"
+SERVICE = "temporal"
+
+# Registered at start so workflows can upsert them and the Web UI can filter on them.
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "AiosAgent": "Keyword",
+    "AiosManifestVersion": "Keyword",
+    "AiosState": "Keyword",
+    "AiosRisk": "Keyword",
+}
+
+Progress = Callable[[str], None]
+
+
+def built_binary_path(settings: Settings) -> Path:
+    return settings.data_dir / "bin" / "temporal"
+
+
+def find_binary(settings: Settings) -> Path | None:
+    if settings.temporal_cli is not None:
+        if not os.access(settings.temporal_cli, os.X_OK):
+            raise StackError(
+                f"TEMPORAL_CLI is set to {settings.temporal_cli}, which is not an executable file; "
+                "point it at the Temporal CLI binary or unset it."
+            )
+        return settings.temporal_cli
+    on_path = shutil.which("temporal")
+    if on_path is not None:
+        return Path(on_path)
+    built = built_binary_path(settings)
+    return built if os.access(built, os.X_OK) else None
+
+
+def ensure_binary(settings: Settings, progress: Progress) -> Path:
+    """Return the Temporal CLI, building it with Go once if it is nowhere to be found."""
+    found = find_binary(settings)
+    if found is not None:
+        return found
+    go = shutil.which("go")
+    if go is None:
+        raise StackError(
+            "the Temporal CLI was not found (TEMPORAL_CLI, `temporal` on PATH, "
+            f"{built_binary_path(settings)}) and Go is not installed to build it. Install Go "
+            "(https://go.dev/dl/) or the Temporal CLI, or set TEMPORAL_CLI to its path."
+        )
+    return _go_install(Path(go), built_binary_path(settings), progress)
+
+
+def _go_install(go: Path, target: Path, progress: Progress) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    package = f"{TEMPORAL_CLI_MODULE}@{TEMPORAL_CLI_VERSION}"
+    progress(f"building the Temporal CLI ({package}) into {target.parent}; this takes minutes, once")
+    # The machine's own GOPROXY/GOSUMDB apply: checksum verification stays on.
+    env = {**os.environ, "GOBIN": str(target.parent.resolve())}
+    process = subprocess.Popen(
+        [str(go), "install", package],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    ticker = _Ticker(progress, "still building the Temporal CLI")
+    ticker.start()
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line.rstrip())
+        returncode = process.wait()
+    finally:
+        ticker.stop()
+    if returncode != 0 or not target.exists():
+        raise StackError(
+            f"`go install {package}` failed (exit {returncode}):\n" + "\n".join(output[-20:])
+        )
+    progress(f"built {target}")
+    return target
+
+
+class _Ticker:
+    """Prints a line every 15 s so a long build never looks hung."""
+
+    def __init__(self, progress: Progress, message: str, interval: float = 15.0) -> None:
+        self._progress = progress
+        self._message = message
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stopped.wait(self._interval):
+            self._progress(f"{self._message} ({time.monotonic() - started:.0f}s)")
+
+
+def files(settings: Settings) -> ServiceFiles:
+    return ServiceFiles(SERVICE, settings.data_dir)
+
+
+def database_file(settings: Settings) -> Path:
+    return settings.data_dir / "temporal" / "temporal.db"
+
+
+def start(settings: Settings, progress: Progress) -> str:
+    """Start the dev server unless it already runs; return a one-line description."""
+    service = files(settings)
+    if service.read_pid() is not None and healthy(settings):
+        return f"already running (pid {service.read_pid()})"
+    binary = ensure_binary(settings, progress)
+    ensure_port_free(settings.temporal_port, "the Temporal dev server", "AIOS_TEMPORAL_ADDRESS")
+    ensure_port_free(settings.temporal_ui_port, "the Temporal Web UI", "AIOS_TEMPORAL_UI_PORT")
+    database_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    pid = spawn(service, _server_argv(binary, settings))
+    wait_until(
+        lambda: healthy(settings) and port_open(settings.temporal_ui_port),
+        what="the Temporal dev server",
+        timeout=90,
+        alive=lambda: service.read_pid() is not None,
+        log_file=service.log_file,
+    )
+    return f"started (pid {pid})"
+
+
+def _server_argv(binary: Path, settings: Settings) -> list[str]:
+    argv = [
+        str(binary),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(settings.temporal_port),
+        "--ui-ip",
+        "127.0.0.1",
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--db-filename",
+        str(database_file(settings).resolve()),
+        "--namespace",
+        settings.temporal_namespace,
+        "--log-level",
+        "warn",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        argv += ["--search-attribute", f"{name}={kind}"]
+    return argv
+
+
+def healthy(settings: Settings) -> bool:
+    """The frontend answers gRPC health checks (via the CLI, so no client library is needed)."""
+    if not port_open(settings.temporal_port):
+        return False
+    binary = find_binary(settings)
+    if binary is None:
+        return True  # a server we did not start; the open port is all we can check here
+    result = subprocess.run(
+        [str(binary), "operator", "cluster", "health", "--address", settings.temporal_address],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return result.returncode == 0 and "SERVING" in result.stdout

@@ -1,0 +1,1 @@
+"""Postgres: the structured truth of aios (audit trail, effects, budgets, documents)."""

@@ -1,0 +1,1 @@
+"""Adapters to external systems. They import nothing from the rest of aios."""
