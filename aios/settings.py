@@ -88,7 +88,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_qdrant_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:6333")
+            raise ValueError(
+                "expected an http:// or https:// URL, for example http://127.0.0.1:6333"
+            )
         return value
 
     @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
@@ -142,7 +144,9 @@ class Settings(BaseSettings):
 
     def run_url(self, workflow_id: str) -> str:
         """Where the operator sees a workflow run in the Temporal Web UI."""
-        return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+        return (
+            f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+        )
 
 
 def _variable_name(location: tuple[int | str, ...]) -> str:
@@ -153,7 +157,7 @@ def _variable_name(location: tuple[int | str, ...]) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings, or raise SettingsInvalid naming each bad variable and its expected form."""
+    """Build the settings, or raise SettingsInvalid naming each bad variable and its form."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -38,7 +38,11 @@ def up() -> None:
         fail(str(exc))
     if config.temporal_is_local:
         console.print(f"[bold]Temporal Web UI:[/] {config.temporal_ui_url}", highlight=False)
-    table("aios local stack", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
+    table(
+        "aios local stack",
+        ("service", "where", "state"),
+        [(s.name, s.location, s.state) for s in states],
+    )
 
 
 @app.command()
@@ -48,14 +52,22 @@ def down() -> None:
         states = stack.down(settings())
     except AiosError as exc:
         fail(str(exc))
-    table("aios local stack", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
+    table(
+        "aios local stack",
+        ("service", "where", "state"),
+        [(s.name, s.location, s.state) for s in states],
+    )
 
 
 @app.command()
 def status() -> None:
     """Report each service's health; exits 1 when one is down."""
     states = stack.status(settings())
-    table("aios local stack", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
+    table(
+        "aios local stack",
+        ("service", "where", "state"),
+        [(s.name, s.location, s.state) for s in states],
+    )
     if any(s.state.startswith(("down", "unreachable")) for s in states):
         raise typer.Exit(1)
 

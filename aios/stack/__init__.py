@@ -40,7 +40,9 @@ def _up_temporal(settings: Settings, progress: Progress) -> ServiceState:
     if not settings.temporal_is_local:
         return ServiceState("temporal", settings.temporal_address, "external (not started here)")
     state = temporal.start(settings, progress)
-    return ServiceState("temporal", f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})", state)
+    return ServiceState(
+        "temporal", f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})", state
+    )
 
 
 def _up_postgres(settings: Settings) -> ServiceState:
@@ -56,10 +58,14 @@ def down(settings: Settings) -> list[ServiceState]:
     if pid is not None:
         terminate(pid)
         temporal.files(settings).pid_file.unlink(missing_ok=True)
-    states.append(ServiceState("temporal", settings.temporal_address, "stopped" if pid else "not running"))
+    states.append(
+        ServiceState("temporal", settings.temporal_address, "stopped" if pid else "not running")
+    )
     if settings.postgres_is_local:
         states.append(
-            ServiceState("postgres", redact_url(settings.resolved_database_url), postgres.stop(settings))
+            ServiceState(
+                "postgres", redact_url(settings.resolved_database_url), postgres.stop(settings)
+            )
         )
     return states
 
@@ -72,7 +78,9 @@ def status(settings: Settings) -> list[ServiceState]:
             "healthy" if temporal.healthy(settings) else "down",
         ),
         ServiceState(
-            "postgres", redact_url(settings.resolved_database_url), asyncio.run(_postgres_health(settings))
+            "postgres",
+            redact_url(settings.resolved_database_url),
+            asyncio.run(_postgres_health(settings)),
         ),
         ServiceState("qdrant", qdrant.describe(settings), qdrant.health(settings)),
     ]

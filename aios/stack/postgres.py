@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import psycopg
+
 from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, wait_until
@@ -67,15 +69,30 @@ def _run(argv: list[str], what: str) -> str:
 
 
 def _prepare_dirs(settings: Settings) -> None:
-    for path in (cluster_dir(settings).parent, socket_dir(settings), files(settings).log_file.parent):
+    for path in (
+        cluster_dir(settings).parent,
+        socket_dir(settings),
+        files(settings).log_file.parent,
+    ):
         path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
+        _check_reachable_by_server_user(cluster_dir(settings).parent)
         server_user = pwd.getpwnam(SERVER_USER_WHEN_ROOT)
         for path in (cluster_dir(settings).parent, socket_dir(settings)):
             os.chown(path, server_user.pw_uid, server_user.pw_gid)
         log = files(settings).log_file
         log.touch()
         os.chown(log, server_user.pw_uid, server_user.pw_gid)
+
+
+def _check_reachable_by_server_user(path: Path) -> None:
+    for ancestor in path.parents:
+        if not os.stat(ancestor).st_mode & 0o001:
+            raise StackError(
+                f"the local PostgreSQL runs as the `{SERVER_USER_WHEN_ROOT}` user, which cannot "
+                f"enter {ancestor} (mode {oct(os.stat(ancestor).st_mode & 0o777)}). Choose an "
+                f"AIOS_DATA_DIR that other users can traverse, or `chmod o+x {ancestor}`."
+            )
 
 
 def _initdb(settings: Settings, bindir: Path) -> None:
@@ -115,6 +132,8 @@ def start(settings: Settings) -> str:
     pid = running_pid(settings)
     if pid is not None and port_open(settings.postgres_port):
         return f"already running (pid {pid})"
+    if _answers(settings):
+        return "already running (not started by aios)"
     bindir = find_bindir()
     _prepare_dirs(settings)
     if not (cluster_dir(settings) / "PG_VERSION").exists():
@@ -185,12 +204,30 @@ def _create_database(settings: Settings, bindir: Path) -> None:
         )
 
 
+def _answers(settings: Settings) -> bool:
+    """A server on our port that accepts our URL is reused, whoever started it."""
+    if not port_open(settings.postgres_port):
+        return False
+    try:
+        with psycopg.connect(settings.resolved_database_url, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
 def stop(settings: Settings) -> str:
     if running_pid(settings) is None:
         return "not running"
     _run(
-        [str(find_bindir() / "pg_ctl"), "stop", "--pgdata", str(cluster_dir(settings)), "--mode",
-         "fast", "--wait"],
+        [
+            str(find_bindir() / "pg_ctl"),
+            "stop",
+            "--pgdata",
+            str(cluster_dir(settings)),
+            "--mode",
+            "fast",
+            "--wait",
+        ],
         "pg_ctl stop",
     )
     return "stopped"

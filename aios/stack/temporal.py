@@ -71,7 +71,9 @@ def ensure_binary(settings: Settings, progress: Progress) -> Path:
 def _go_install(go: Path, target: Path, progress: Progress) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     package = f"{TEMPORAL_CLI_MODULE}@{TEMPORAL_CLI_VERSION}"
-    progress(f"building the Temporal CLI ({package}) into {target.parent}; this takes minutes, once")
+    progress(
+        f"building the Temporal CLI ({package}) into {target.parent}; this takes minutes, once"
+    )
     # The machine's own GOPROXY/GOSUMDB apply: checksum verification stays on.
     env = {**os.environ, "GOBIN": str(target.parent.resolve())}
     process = subprocess.Popen(
@@ -133,8 +135,9 @@ def database_file(settings: Settings) -> Path:
 def start(settings: Settings, progress: Progress) -> str:
     """Start the dev server unless it already runs; return a one-line description."""
     service = files(settings)
-    if service.read_pid() is not None and healthy(settings):
-        return f"already running (pid {service.read_pid()})"
+    if healthy(settings):
+        pid = service.read_pid()
+        return f"already running (pid {pid})" if pid else "already running (not started by aios)"
     binary = ensure_binary(settings, progress)
     ensure_port_free(settings.temporal_port, "the Temporal dev server", "AIOS_TEMPORAL_ADDRESS")
     ensure_port_free(settings.temporal_ui_port, "the Temporal Web UI", "AIOS_TEMPORAL_UI_PORT")

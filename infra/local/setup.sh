@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Everything `make` needs on a bare machine, idempotent and quick when already done:
+# the virtual environment and packages, PostgreSQL server binaries, the Temporal CLI.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+STAMP="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root to run: $*"; exit 1; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || { say "no apt-get here: install $* yourself"; exit 1; }
+  say "installing Debian packages: $*"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# 1. Python environment.
+if [ ! -f "$STAMP" ]; then
+  say "creating $VENV and installing aios with its dev tools"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e '.[dev]'
+  rm -f "$VENV"/.installed-*
+  touch "$STAMP"
+fi
+
+# 2. PostgreSQL server binaries, for the project-local cluster (skipped with an external URL).
+if [ -z "${AIOS_DATABASE_URL:-}" ] && ! command -v initdb >/dev/null \
+   && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install postgresql
+fi
+
+# 3. The Temporal CLI (built once with Go into .aios/bin when not found).
+"$VENV/bin/aios" dev install
