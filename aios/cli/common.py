@@ -13,7 +13,7 @@ from rich.table import Table
 from aios.errors import AiosError
 from aios.settings import Settings, load_settings
 
-console = Console()
+console = Console(soft_wrap=True)
 error_console = Console(stderr=True)
 T = TypeVar("T")
 

@@ -103,6 +103,13 @@ async def test_up_status_down_and_runs_survive_a_restart(own_stack_env: dict[str
     assert healthy.returncode == 0, healthy.stdout
     assert healthy.stdout.count("healthy") == 2
 
+    logs = _aios(env, "dev", "logs", "postgres", "--lines", "5")
+    assert logs.returncode == 0
+    assert "postgres.log" in logs.stdout
+    unknown = _aios(env, "dev", "logs", "nginx")
+    assert unknown.returncode == 1
+    assert "choose one of: temporal, postgres" in unknown.stderr
+
     workflow_id = await _start_marker_workflow(settings)
     assert _aios(env, "dev", "down").returncode == 0
     stopped = _aios(env, "dev", "status")
