@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from activities.actions import ActionActivities
+from activities.agent import AgentActivities
 from activities.audit import AuditActivities
 from activities.deps import ActivityDeps
 
@@ -12,4 +14,14 @@ from activities.deps import ActivityDeps
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     """Every activity the worker registers, bound to this process's dependencies."""
     audit = AuditActivities(deps.pool)
-    return [audit.record]
+    agent = AgentActivities(deps)
+    actions = ActionActivities(deps, deps.connectors)
+    return [
+        audit.record,
+        agent.acquire_slot,
+        agent.release_slot,
+        agent.recall,
+        agent.think,
+        agent.record,
+        actions.execute,
+    ]

@@ -7,11 +7,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 
 from aios.models import AuditEvent, AuditReceipt
+from aios.telemetry import current_trace_id
 
 # ON CONFLICT makes a retried activity a no-op; the second statement then finds the row.
 INSERT_AUDIT = """
-INSERT INTO aios_audit (event_key, run_id, step, actor, action, outcome, rationale, detail)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO aios_audit (event_key, run_id, step, actor, action, outcome, rationale, detail, trace_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (event_key) DO NOTHING
 RETURNING id
 """
@@ -36,6 +37,7 @@ class AuditActivities:
                     event.outcome,
                     event.rationale,
                     Jsonb(event.detail),
+                    current_trace_id(),
                 ),
             )
             row = await cursor.fetchone()

@@ -1,20 +1,55 @@
 """The Python client of aios: what the CLI uses, and what a script imports.
 
-async with await AiosClient.connect(load_settings()) as aios:
-    result = await aios.ping("hello")
+client = await AiosClient.connect(load_settings())
+started = await client.start_run("refund-desk", {"customer": "c-42", "amount": 80})
+state = await client.state(started.run_id)
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+import psycopg
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
 
+from aios.errors import AdmissionRefused, DecisionRefused, RunFinished, RunNotFound
+from aios.ledger import budget, runs
 from aios.models import PingInput, PingResult
+from aios.models.manifest import AgentManifest
+from aios.models.run import Decision, DecisionOutcome, DecisionRequest, ResumeRequest, RunInput, RunState
 from aios.settings import Settings
 from aios.temporal_client import connect
+
+AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
+VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
+STATE_KEY = SearchAttributeKey.for_keyword("AiosState")
+RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
+AGENT_RUN = "AgentRun"
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    agent: str
+    manifest_version: str
+    mode: str
+    shadow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    agent: str
+    state: str
+    manifest_version: str
+    highest_risk: str
+    started: str
+    temporal_status: str
 
 
 class AiosClient:
@@ -26,17 +61,206 @@ class AiosClient:
     async def connect(cls, settings: Settings) -> AiosClient:
         return cls(await connect(settings), settings)
 
-    async def __aenter__(self) -> AiosClient:
-        return self
+    def run_url(self, workflow_id: str) -> str:
+        return self.settings.run_url(workflow_id)
 
-    async def __aexit__(
+    # -- starting runs ------------------------------------------------------------------
+
+    async def start_run(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
+        agent: str,
+        task: dict[str, Any],
+        *,
+        manifest: AgentManifest | None = None,
+        run_id: str | None = None,
+        requested_by: str = "operator",
+        task_queue: str | None = None,
+    ) -> RunStarted:
+        """Admit and start a run; canary rollouts decide which manifest version it gets."""
+        if manifest is None:
+            from aios.manifests import find_manifest
+
+            manifest = find_manifest(agent)
+        run_id = run_id or f"{agent}-{uuid.uuid4().hex[:10]}"
+        paused, rollout = await self._admit(manifest)
+        chosen, shadow = manifest, None
+        if rollout is not None:
+            candidate, share, mode = rollout
+            if mode == "live" and _bucket(run_id) < share:
+                chosen = candidate
+            elif mode == "shadow":
+                shadow = candidate
+        request = RunInput(
+            agent=agent,
+            manifest=chosen,
+            task=task,
+            mode=chosen.mode,
+            start_paused=paused,
+            requested_by=requested_by,
+        )
+        await self._start(request, run_id, task_queue)
+        shadow_id = None
+        if shadow is not None:
+            shadow_id = f"{run_id}-shadow"
+            shadow_request = request.model_copy(
+                update={"manifest": shadow, "mode": "shadow", "paired_with": run_id}
+            )
+            await self._start(shadow_request, shadow_id, task_queue)
+        return RunStarted(run_id, agent, chosen.version, chosen.mode, shadow_id)
+
+    async def _admit(self, manifest: AgentManifest) -> tuple[bool, tuple[AgentManifest, float, str] | None]:
+        async with await psycopg.AsyncConnection.connect(self.settings.resolved_database_url) as conn:
+            tokens, cost = await budget.day_spend(conn, manifest.name)
+            caps, model = manifest.budget, manifest.model
+            # Refused when not even one turn's reservation would fit under today's caps.
+            turn_tokens = model.tokens_per_turn_estimate
+            turn_cost = turn_tokens / 1000 * model.cost_per_1k_tokens
+            if tokens + turn_tokens > caps.tokens_per_day or cost + turn_cost > caps.cost_per_day:
+                raise AdmissionRefused(
+                    f"agent {manifest.name!r} has used its daily budget ({tokens} of {caps.tokens_per_day} "
+                    f"tokens, ${cost:.4f} of ${caps.cost_per_day:.2f}); no run was started. Raise "
+                    f"budget.tokens_per_day / budget.cost_per_day in its manifest, or wait until 00:00 UTC."
+                )
+            return await runs.agent_paused(conn, manifest.name), await runs.get_rollout(conn, manifest.name)
+
+    async def _start(self, request: RunInput, run_id: str, task_queue: str | None) -> None:
+        attributes = TypedSearchAttributes(
+            [
+                SearchAttributePair(AGENT_KEY, request.agent),
+                SearchAttributePair(VERSION_KEY, request.manifest.version),
+                SearchAttributePair(STATE_KEY, "queued"),
+            ]
+        )
+        summary = f"{request.agent} ({request.mode}): {_summarize(request.task)}"
+        await self.temporal.start_workflow(
+            AGENT_RUN,
+            request,
+            id=run_id,
+            task_queue=task_queue or self.settings.task_queue,
+            search_attributes=attributes,
+            static_summary=summary[:200],
+            result_type=RunState,
+        )
+
+    # -- reading runs -------------------------------------------------------------------
+
+    def handle(self, run_id: str) -> WorkflowHandle[Any, RunState]:
+        return self.temporal.get_workflow_handle(run_id, result_type=RunState)
+
+    async def state(self, run_id: str) -> RunState:
+        try:
+            state: RunState = await self.handle(run_id).query("state", result_type=RunState)
+        except RPCError as error:
+            raise _not_found(run_id, error) from error
+        return state
+
+    async def result(self, run_id: str) -> RunState:
+        return await self.handle(run_id).result()
+
+    async def list_runs(
+        self, *, agent: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[RunSummary]:
+        clauses = [f"WorkflowType = '{AGENT_RUN}'"]
+        if agent:
+            clauses.append(f"AiosAgent = '{_quote(agent)}'")
+        if state:
+            clauses.append(f"AiosState = '{_quote(state)}'")
+        found = []
+        async for execution in self.temporal.list_workflows(" AND ".join(clauses), limit=limit):
+            attributes = execution.typed_search_attributes
+            found.append(
+                RunSummary(
+                    run_id=execution.id,
+                    agent=attributes.get(AGENT_KEY) or "",
+                    state=attributes.get(STATE_KEY) or "",
+                    manifest_version=attributes.get(VERSION_KEY) or "",
+                    highest_risk=attributes.get(RISK_KEY) or "none",
+                    started=execution.start_time.isoformat(timespec="seconds"),
+                    temporal_status=execution.status.name if execution.status else "UNKNOWN",
+                )
+            )
+        return found
+
+    async def approvals(self) -> list[RunState]:
+        """Every run waiting for a decision, with what it waits for."""
+        waiting = await self.list_runs(state="waiting_approval", limit=200)
+        states = [await self.state(run.run_id) for run in waiting if run.temporal_status == "RUNNING"]
+        return [state for state in states if state.pending_approval is not None]
+
+    # -- operating on runs --------------------------------------------------------------
+
+    async def decide(
+        self, run_id: str, verdict: str, *, approver: str, note: str = "", step: int | None = None
+    ) -> DecisionOutcome:
+        """Approve or reject through the update: the answer says at once whether it counted."""
+        if verdict not in ("approve", "reject"):
+            raise ValueError(f"verdict must be 'approve' or 'reject', not {verdict!r}")
+        request = DecisionRequest(verdict=verdict, decision=Decision(approver=approver, note=note, step=step))
+        try:
+            outcome: DecisionOutcome = await self.handle(run_id).execute_update(
+                "decide", request, result_type=DecisionOutcome
+            )
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            raise DecisionRefused(str(cause.message if hasattr(cause, "message") else cause)) from error
+        except RPCError as error:
+            problem = _not_found(run_id, error)
+            raise (DecisionRefused(str(problem)) if isinstance(problem, RunFinished) else problem) from error
+        if not outcome.accepted:
+            raise DecisionRefused(outcome.reason)
+        return outcome
+
+    async def signal_decision(self, run_id: str, verdict: str, payload: dict[str, Any]) -> None:
+        """What the Web UI's signal form does: send the raw JSON; the run validates it."""
+        await self._signal(run_id, verdict, payload)
+
+    async def pause(self, run_id: str, *, by: str = "operator", reason: str = "") -> None:
+        await self._signal(run_id, "pause", {"by": by, "reason": reason})
+
+    async def resume(
+        self, run_id: str, *, by: str = "operator", extra_tokens: int = 0, extra_cost: float = 0
     ) -> None:
-        # The Temporal client holds no resources that need closing.
-        return None
+        request = ResumeRequest(by=by, extra_tokens=extra_tokens, extra_cost=extra_cost)
+        await self._signal(run_id, "resume", request.model_dump(mode="json"))
+
+    async def cancel(self, run_id: str) -> None:
+        try:
+            await self.handle(run_id).cancel()
+        except RPCError as error:
+            raise _not_found(run_id, error) from error
+
+    async def pause_agent(self, agent: str, *, by: str = "operator") -> list[str]:
+        """The kill switch: pause every running run of the agent, and the runs started later."""
+        await self._set_agent_paused(agent, True, by)
+        return await self._signal_agent_runs(agent, "pause", {"by": by, "reason": "agent paused"})
+
+    async def resume_agent(self, agent: str, *, by: str = "operator") -> list[str]:
+        await self._set_agent_paused(agent, False, by)
+        return await self._signal_agent_runs(agent, "resume", {"by": by})
+
+    async def _set_agent_paused(self, agent: str, paused: bool, by: str) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.settings.resolved_database_url, autocommit=True
+        ) as conn:
+            await runs.set_agent_paused(conn, agent=agent, paused=paused, by=by)
+
+    async def _signal_agent_runs(self, agent: str, signal: str, payload: dict[str, Any]) -> list[str]:
+        query = (
+            f"WorkflowType = '{AGENT_RUN}' AND AiosAgent = '{_quote(agent)}' AND ExecutionStatus = 'Running'"
+        )
+        signalled = []
+        async for execution in self.temporal.list_workflows(query):
+            await self._signal(execution.id, signal, payload)
+            signalled.append(execution.id)
+        return signalled
+
+    async def _signal(self, run_id: str, signal: str, payload: dict[str, Any]) -> None:
+        try:
+            await self.temporal.get_workflow_handle(run_id).signal(signal, payload)
+        except RPCError as error:
+            raise _not_found(run_id, error) from error
+
+    # -- the walking skeleton -----------------------------------------------------------
 
     async def start_ping(
         self, message: str, *, actor: str = "operator", task_queue: str | None = None
@@ -55,5 +279,26 @@ class AiosClient:
         handle = await self.start_ping(message, actor=actor)
         return await handle.result()
 
-    def run_url(self, workflow_id: str) -> str:
-        return self.settings.run_url(workflow_id)
+
+def _bucket(run_id: str) -> float:
+    """A stable number in [0, 1) per run id: the same run always lands on the same side."""
+    return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _summarize(task: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in list(task.items())[:4]) or "(no input)"
+
+
+def _not_found(run_id: str, error: RPCError) -> Exception:
+    if error.status != RPCStatusCode.NOT_FOUND:
+        return error
+    if "already completed" in error.message:
+        return RunFinished(f"run {run_id!r} has already finished; a late request changes nothing")
+    return RunNotFound(f"no run {run_id!r} in this namespace; `aios runs` lists them")
+
+
+__all__ = ["AiosClient", "RunStarted", "RunSummary", "WorkflowExecutionStatus"]

@@ -18,3 +18,23 @@ class StackError(AiosError):
 
 class MigrationError(AiosError):
     """A database migration could not be applied."""
+
+
+class AdmissionRefused(AiosError):
+    """A run was not started: its agent is over its daily budget."""
+
+
+class RunNotFound(AiosError):
+    """No run has the given id in this namespace."""
+
+
+class RunFinished(AiosError):
+    """The run has already ended; signals, updates and pauses no longer reach it."""
+
+
+class DecisionRefused(AiosError):
+    """The run refused an approval decision; the message says why."""
+
+
+class ManifestInvalid(AiosError):
+    """An agent manifest is missing, unreadable or invalid; the message names the file and field."""

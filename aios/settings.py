@@ -78,9 +78,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(
-            ("postgresql://", "postgres://")
-        ):
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a URL of the form postgresql://user:password@host:port/db")
         return value
 
@@ -88,9 +86,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_qdrant_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(
-                "expected an http:// or https:// URL, for example http://127.0.0.1:6333"
-            )
+            raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:6333")
         return value
 
     @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
@@ -144,9 +140,7 @@ class Settings(BaseSettings):
 
     def run_url(self, workflow_id: str) -> str:
         """Where the operator sees a workflow run in the Temporal Web UI."""
-        return (
-            f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
-        )
+        return f"{self.temporal_ui_url}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
 
 
 def _variable_name(location: tuple[int | str, ...]) -> str:

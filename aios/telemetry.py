@@ -29,3 +29,9 @@ def configure_tracing(default_service_name: str) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def current_trace_id() -> str | None:
+    """The active span's trace id as 32 hex digits, for audit rows; None outside a trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

@@ -18,15 +18,11 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            names = [
-                line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")
-            ]
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
-    )
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
 @dataclass

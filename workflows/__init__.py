@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.agent_run import AgentRunWorkflow
 from workflows.ping import PingWorkflow
 
-WORKFLOWS: list[type] = [PingWorkflow]
+WORKFLOWS: list[type] = [AgentRunWorkflow, PingWorkflow]

@@ -32,6 +32,4 @@ class PingWorkflow:
             ),
             start_to_close_timeout=timedelta(seconds=30),
         )
-        return PingResult(
-            workflow_id=info.workflow_id, message=request.message, audit_id=receipt.audit_id
-        )
+        return PingResult(workflow_id=info.workflow_id, message=request.message, audit_id=receipt.audit_id)

@@ -37,9 +37,7 @@ def worker() -> None:
     """Run a worker for every aios workflow and activity; stops cleanly on SIGTERM/SIGINT."""
     from workers.main import run_worker
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(run_worker(settings()))
 
 
@@ -63,8 +61,6 @@ def ping(
                 f"{config.task_queue!r}? Start one with `aios worker`; the run will then finish."
             )
         console.print(f"audit row {result.audit_id} recorded for {result.workflow_id!r}")
-        console.print(
-            f"[bold]See the run:[/] {client.run_url(result.workflow_id)}", highlight=False
-        )
+        console.print(f"[bold]See the run:[/] {client.run_url(result.workflow_id)}", highlight=False)
 
     run(go())

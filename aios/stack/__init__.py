@@ -29,9 +29,7 @@ def up(settings: Settings, progress: Progress) -> list[ServiceState]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     states = [_up_temporal(settings, progress), _up_postgres(settings)]
     applied = asyncio.run(migrate(settings.resolved_database_url))
-    states.append(
-        ServiceState("migrations", "aios_migrations", f"{len(applied)} applied, schema current")
-    )
+    states.append(ServiceState("migrations", "aios_migrations", f"{len(applied)} applied, schema current"))
     states.append(ServiceState("qdrant", qdrant.describe(settings), qdrant.prepare(settings)))
     return states
 
@@ -40,9 +38,7 @@ def _up_temporal(settings: Settings, progress: Progress) -> ServiceState:
     if not settings.temporal_is_local:
         return ServiceState("temporal", settings.temporal_address, "external (not started here)")
     state = temporal.start(settings, progress)
-    return ServiceState(
-        "temporal", f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})", state
-    )
+    return ServiceState("temporal", f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})", state)
 
 
 def _up_postgres(settings: Settings) -> ServiceState:
@@ -58,14 +54,10 @@ def down(settings: Settings) -> list[ServiceState]:
     if pid is not None:
         terminate(pid)
         temporal.files(settings).pid_file.unlink(missing_ok=True)
-    states.append(
-        ServiceState("temporal", settings.temporal_address, "stopped" if pid else "not running")
-    )
+    states.append(ServiceState("temporal", settings.temporal_address, "stopped" if pid else "not running"))
     if settings.postgres_is_local:
         states.append(
-            ServiceState(
-                "postgres", redact_url(settings.resolved_database_url), postgres.stop(settings)
-            )
+            ServiceState("postgres", redact_url(settings.resolved_database_url), postgres.stop(settings))
         )
     return states
 

@@ -60,9 +60,7 @@ def _as_server_user(argv: list[str]) -> list[str]:
 
 
 def _run(argv: list[str], what: str) -> str:
-    result = subprocess.run(
-        _as_server_user(argv), capture_output=True, text=True, check=False, timeout=120
-    )
+    result = subprocess.run(_as_server_user(argv), capture_output=True, text=True, check=False, timeout=120)
     if result.returncode != 0:
         raise StackError(f"{what} failed (exit {result.returncode}):\n{result.stderr.strip()}")
     return result.stdout

@@ -71,9 +71,7 @@ def ensure_binary(settings: Settings, progress: Progress) -> Path:
 def _go_install(go: Path, target: Path, progress: Progress) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     package = f"{TEMPORAL_CLI_MODULE}@{TEMPORAL_CLI_VERSION}"
-    progress(
-        f"building the Temporal CLI ({package}) into {target.parent}; this takes minutes, once"
-    )
+    progress(f"building the Temporal CLI ({package}) into {target.parent}; this takes minutes, once")
     # The machine's own GOPROXY/GOSUMDB apply: checksum verification stays on.
     env = {**os.environ, "GOBIN": str(target.parent.resolve())}
     process = subprocess.Popen(
@@ -94,9 +92,7 @@ def _go_install(go: Path, target: Path, progress: Progress) -> Path:
     finally:
         ticker.stop()
     if returncode != 0 or not target.exists():
-        raise StackError(
-            f"`go install {package}` failed (exit {returncode}):\n" + "\n".join(output[-20:])
-        )
+        raise StackError(f"`go install {package}` failed (exit {returncode}):\n" + "\n".join(output[-20:]))
     progress(f"built {target}")
     return target
 

@@ -51,9 +51,7 @@ def own_stack_env() -> Iterator[dict[str, str]]:
 
 
 def _aios(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*AIOS, *args], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
+    return subprocess.run([*AIOS, *args], env=env, capture_output=True, text=True, timeout=180, check=False)
 
 
 def _settings(env: dict[str, str]) -> Settings:

@@ -18,18 +18,14 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_environment_overrides_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "aios.toml").write_text(
-        'task_queue = "from-file"\ntemporal_namespace = "ns-file"\n'
-    )
+    (tmp_path / "aios.toml").write_text('task_queue = "from-file"\ntemporal_namespace = "ns-file"\n')
     monkeypatch.setenv("AIOS_TASK_QUEUE", "from-env")
     settings = load_settings()
     assert settings.task_queue == "from-env"
     assert settings.temporal_namespace == "ns-file"
 
 
-def test_config_file_can_be_named_by_variable(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_config_file_can_be_named_by_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "elsewhere.toml"
     config.write_text('qdrant_url = "http://127.0.0.1:6333"\n')
     monkeypatch.setenv("AIOS_CONFIG", str(config))
@@ -58,9 +54,7 @@ def test_invalid_value_names_the_variable_and_the_expected_form(
     assert expected in str(caught.value)
 
 
-def test_unknown_key_in_config_file_is_refused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_unknown_key_in_config_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "aios.toml").write_text('task_qeue = "typo"\n')
     with pytest.raises(SettingsInvalid, match="AIOS_TASK_QEUE: is not a known setting"):

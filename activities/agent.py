@@ -1,0 +1,182 @@
+"""The agent run's bookkeeping activities: slots, recall, thinking (budget + model), records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.audit import INSERT_AUDIT
+from activities.deps import ActivityDeps
+from aios.ledger import budget, runs
+from aios.models.manifest import AgentManifest
+from aios.models.run import (
+    PlanRequest,
+    PlanResponse,
+    ProposedAction,
+    RecallRequest,
+    RecallResult,
+    RecordRequest,
+    SlotRequest,
+    ThinkRequest,
+    ThinkResult,
+)
+from aios.telemetry import current_trace_id
+from connectors.model import (
+    ChatMessage,
+    ChatRequest,
+    ModelProvider,
+    OfflineModel,
+    ToolSpec,
+)
+
+# Extra arguments every tool carries, so the policy can weigh the model's own judgement.
+JUDGEMENT_PROPERTIES: dict[str, Any] = {
+    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    "rationale": {"type": "string"},
+}
+
+
+class NoSlotYet(Exception):
+    """All of the agent's concurrency slots are taken; Temporal retries, which queues the run."""
+
+
+class AgentActivities:
+    def __init__(self, deps: ActivityDeps, models: dict[str, ModelProvider] | None = None) -> None:
+        self._pool = deps.pool
+        self._models: dict[str, ModelProvider] = models or {"offline": OfflineModel()}
+
+    @activity.defn(name="agent.acquire_slot")
+    async def acquire_slot(self, request: SlotRequest) -> None:
+        async with self._pool.connection() as conn:
+            taken = await runs.acquire_slot(
+                conn, agent=request.agent, run_id=request.run_id, limit=request.limit
+            )
+        if not taken:
+            raise ApplicationError(
+                f"all {request.limit} slots of {request.agent!r} are busy; the run waits its turn",
+                type=NoSlotYet.__name__,
+            )
+
+    @activity.defn(name="agent.release_slot")
+    async def release_slot(self, request: SlotRequest) -> None:
+        async with self._pool.connection() as conn:
+            await runs.release_slot(conn, agent=request.agent, run_id=request.run_id)
+
+    @activity.defn(name="agent.recall")
+    async def recall(self, request: RecallRequest) -> RecallResult:
+        # Long-term memory arrives with the Memory issue; until then a run starts without context.
+        return RecallResult()
+
+    @activity.defn(name="agent.think")
+    async def think(self, request: ThinkRequest) -> ThinkResult:
+        async with self._pool.connection() as conn:
+            grant = await budget.reserve(conn, request.budget)
+        if not grant.granted:
+            return ThinkResult(grant=grant)
+        plan = await self._plan(request.plan)
+        async with self._pool.connection() as conn:
+            await budget.settle(
+                conn,
+                reservation_key=request.budget.reservation_key,
+                tokens=plan.tokens_used,
+                cost=plan.cost,
+            )
+        return ThinkResult(grant=grant, plan=plan)
+
+    async def _plan(self, request: PlanRequest) -> PlanResponse:
+        manifest = request.manifest
+        provider = self._models.get(manifest.model.provider)
+        if provider is None:
+            raise ApplicationError(
+                f"model provider {manifest.model.provider!r} is not configured; "
+                f"available: {sorted(self._models)}",
+                non_retryable=True,
+                type="ModelNotConfigured",
+            )
+        response = await provider.chat(_chat_request(request))
+        cost = response.total_tokens / 1000 * manifest.model.cost_per_1k_tokens
+        return PlanResponse(
+            done=not response.tool_calls,
+            proposals=[_proposal(call.name, call.arguments, manifest) for call in response.tool_calls],
+            text=response.text,
+            model=response.model,
+            offline=response.offline,
+            tokens_used=response.total_tokens,
+            cost=cost,
+        )
+
+    @activity.defn(name="agent.record")
+    async def record(self, request: RecordRequest) -> None:
+        """Audit rows and the state mirror in one transaction: both or neither."""
+        trace_id = current_trace_id()
+        state = request.state
+        async with self._pool.connection() as conn, conn.transaction():
+            for event in request.events:
+                await conn.execute(
+                    INSERT_AUDIT,
+                    (
+                        event.key,
+                        state.run_id,
+                        event.step,
+                        event.actor,
+                        event.action,
+                        event.outcome,
+                        event.rationale,
+                        Jsonb({**event.detail, "manifest_version": state.manifest_version}),
+                        trace_id,
+                    ),
+                )
+            await runs.mirror_run(conn, state, task=request.task, paired_with=request.paired_with)
+
+
+def _chat_request(request: PlanRequest) -> ChatRequest:
+    manifest = request.manifest
+    system = manifest.instructions or f"You are the {manifest.name} agent."
+    if request.context:
+        system += "\n\nWhat you remember:\n" + "\n".join(f"- {memory}" for memory in request.context)
+    messages = [
+        ChatMessage(role="system", content=system),
+        ChatMessage(role="user", content=json.dumps(request.task, sort_keys=True)),
+    ]
+    messages += [ChatMessage(role="tool", name=done, content="done") for done in request.done_actions]
+    return ChatRequest(model=manifest.model.name, messages=messages, tools=_tools(manifest))
+
+
+def _tools(manifest: AgentManifest) -> list[ToolSpec]:
+    tools = []
+    for name, spec in manifest.proposable_actions().items():
+        properties: dict[str, Any] = {param: {} for param in spec.params}
+        properties.update(JUDGEMENT_PROPERTIES)
+        tools.append(
+            ToolSpec(
+                name=name,
+                description=spec.description,
+                parameters={"type": "object", "properties": properties, "required": ["confidence"]},
+            )
+        )
+    return tools
+
+
+def _proposal(name: str, arguments: dict[str, Any], manifest: AgentManifest) -> ProposedAction:
+    spec = manifest.actions.get(name)
+    wanted = set(spec.params) if spec else set()
+    params = {key: value for key, value in arguments.items() if key in wanted}
+    amount = params.get("amount")
+    return ProposedAction(
+        action=name,
+        params=params,
+        amount=float(amount) if isinstance(amount, int | float) else None,
+        confidence=_clamp(arguments.get("confidence", 0.0)),
+        rationale=str(arguments.get("rationale", "")),
+    )
+
+
+def _clamp(value: Any) -> float:
+    try:
+        return min(1.0, max(0.0, float(value)))
+    except (TypeError, ValueError):
+        return 0.0  # an unreadable confidence counts as none: the policy then asks a human

@@ -1,0 +1,1 @@
+"""Postgres ledgers: effects, budgets, concurrency slots, agent controls, run mirrors."""

@@ -1,0 +1,131 @@
+"""The budget ledger: tokens and cost reserved before each model call.
+
+A reservation is keyed by run and turn, so a replayed or retried activity finds its own
+reservation instead of counting twice. Reservations for one agent are serialised by an
+advisory lock so two runs cannot both squeeze under the daily cap.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from aios.models.run import BudgetGrant, BudgetRequest
+
+LOCK_AGENT = "SELECT pg_advisory_xact_lock(hashtext('aios-budget:' || %s))"
+FIND_RESERVATION = "SELECT 1 FROM aios_budget_reservations WHERE reservation_key = %s"
+RUN_TOTALS = (
+    "SELECT coalesce(sum(tokens), 0), coalesce(sum(cost), 0) FROM aios_budget_reservations WHERE run_id = %s"
+)
+DAY_TOTALS = """
+SELECT coalesce(sum(tokens), 0), coalesce(sum(cost), 0)
+FROM aios_budget_reservations WHERE agent = %s AND day = %s
+"""
+INSERT_RESERVATION = """
+INSERT INTO aios_budget_reservations (reservation_key, agent, run_id, day, tokens, cost)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+SETTLE_RESERVATION = "UPDATE aios_budget_reservations SET tokens = %s, cost = %s WHERE reservation_key = %s"
+
+
+def today() -> datetime.date:
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+async def _totals(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> tuple[int, float]:
+    cursor = await conn.execute(query, params)
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1])
+
+
+async def reserve(conn: AsyncConnection[Any], request: BudgetRequest) -> BudgetGrant:
+    """Reserve within the caps, or refuse with the cap that would be exceeded. One transaction."""
+    async with conn.transaction():
+        await conn.execute(LOCK_AGENT, (request.agent,))
+        cursor = await conn.execute(FIND_RESERVATION, (request.reservation_key,))
+        already = await cursor.fetchone() is not None
+        run_tokens, run_cost = await _totals(conn, RUN_TOTALS, (request.run_id,))
+        day_tokens, day_cost = await _totals(conn, DAY_TOTALS, (request.agent, today()))
+        if already:
+            return BudgetGrant(
+                granted=True,
+                run_tokens=run_tokens,
+                run_cost=run_cost,
+                day_tokens=day_tokens,
+                day_cost=day_cost,
+            )
+        refusal = _exceeded_cap(request, run_tokens, run_cost, day_tokens, day_cost)
+        if refusal:
+            return BudgetGrant(
+                granted=False,
+                reason=refusal,
+                run_tokens=run_tokens,
+                run_cost=run_cost,
+                day_tokens=day_tokens,
+                day_cost=day_cost,
+            )
+        await conn.execute(
+            INSERT_RESERVATION,
+            (
+                request.reservation_key,
+                request.agent,
+                request.run_id,
+                today(),
+                request.tokens,
+                request.cost,
+            ),
+        )
+        return BudgetGrant(
+            granted=True,
+            run_tokens=run_tokens + request.tokens,
+            run_cost=run_cost + request.cost,
+            day_tokens=day_tokens + request.tokens,
+            day_cost=day_cost + request.cost,
+        )
+
+
+def _exceeded_cap(
+    request: BudgetRequest, run_tokens: int, run_cost: float, day_tokens: int, day_cost: float
+) -> str:
+    checks = [
+        (
+            run_tokens + request.tokens > request.tokens_per_run,
+            "tokens per run",
+            run_tokens,
+            request.tokens_per_run,
+        ),
+        (
+            run_cost + request.cost > request.cost_per_run,
+            "cost per run",
+            run_cost,
+            request.cost_per_run,
+        ),
+        (
+            day_tokens + request.tokens > request.tokens_per_day,
+            "tokens per day",
+            day_tokens,
+            request.tokens_per_day,
+        ),
+        (
+            day_cost + request.cost > request.cost_per_day,
+            "cost per day",
+            day_cost,
+            request.cost_per_day,
+        ),
+    ]
+    for exceeded, cap, spent, limit in checks:
+        if exceeded:
+            return f"the {cap} cap would be exceeded: {spent:g} spent of {limit:g}"
+    return ""
+
+
+async def settle(conn: AsyncConnection[Any], *, reservation_key: str, tokens: int, cost: float) -> None:
+    """Replace the estimate with what the call actually used."""
+    await conn.execute(SETTLE_RESERVATION, (tokens, cost, reservation_key))
+
+
+async def day_spend(conn: AsyncConnection[Any], agent: str) -> tuple[int, float]:
+    return await _totals(conn, DAY_TOTALS, (agent, today()))

@@ -1,0 +1,154 @@
+"""Agent manifests: what an agent may do, under which policy, with which budget.
+
+A manifest is YAML validated by these models. Its version is the hash of its content,
+recorded on every run, so a run always knows exactly which rules it ran under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
+ACTION_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RiskClass(StrEnum):
+    """Ordered from least to most harmful; comparisons use `rank`."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(RiskClass).index(self)
+
+
+class Grade(StrEnum):
+    AUTO = "auto"
+    AUTO_AND_NOTIFY = "auto_and_notify"
+    NEEDS_APPROVAL = "needs_approval"
+    FORBIDDEN = "forbidden"
+
+
+class ActionSpec(Strict):
+    """One action the agent may propose."""
+
+    connector: str = Field(min_length=1, description="connector that performs it, e.g. `outbox`")
+    risk: RiskClass
+    description: str = ""
+    params: list[str] = Field(default_factory=list, description="parameter names the model fills")
+    target: str | None = Field(
+        default=None, description="connector-specific target, e.g. the URL of an `http` action"
+    )
+    max_amount: float | None = Field(default=None, ge=0, description="above this: forbidden")
+    compensation: str | None = Field(
+        default=None, description="the action that undoes this one, run if the run cannot finish"
+    )
+    compensation_only: bool = Field(
+        default=False, description="never proposed by the model; only run as a compensation"
+    )
+
+
+class SlaSpec(Strict):
+    """How long an approval may wait: remind, escalate, then the default decision."""
+
+    remind_after: timedelta = timedelta(hours=1)
+    escalate_after: timedelta = timedelta(hours=4)
+    expire_after: timedelta = timedelta(hours=24)
+    on_expiry: Literal["reject", "approve"] = "reject"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SlaSpec:
+        if not self.remind_after <= self.escalate_after <= self.expire_after:
+            raise ValueError("expected remind_after <= escalate_after <= expire_after")
+        return self
+
+
+class PolicySpec(Strict):
+    """Grades each proposed action by risk class x model confidence x amount."""
+
+    auto_max_risk: RiskClass = RiskClass.LOW
+    notify_max_risk: RiskClass = RiskClass.MEDIUM
+    forbidden_min_risk: RiskClass = RiskClass.CRITICAL
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+    approval_amount_over: float | None = Field(default=None, ge=0)
+    approvers: list[str] = Field(min_length=1)
+    escalation_approvers: list[str] = Field(default_factory=list)
+    sla: SlaSpec = SlaSpec()
+
+
+class MemorySpec(Strict):
+    top_k: int = Field(default=5, ge=0, le=100)
+    token_budget: int = Field(default=1500, ge=0)
+
+
+class BudgetSpec(Strict):
+    tokens_per_run: int = Field(default=50_000, gt=0)
+    cost_per_run: float = Field(default=1.0, ge=0, description="in USD")
+    tokens_per_day: int = Field(default=1_000_000, gt=0)
+    cost_per_day: float = Field(default=20.0, ge=0, description="in USD")
+    max_concurrent_runs: int = Field(default=4, gt=0)
+
+
+class ModelSpec(Strict):
+    provider: str = Field(default="offline", description="offline, or openai for any compatible API")
+    name: str = "offline-planner"
+    cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="USD, for the budget ledger")
+    tokens_per_turn_estimate: int = Field(default=800, gt=0, description="reserved before a call")
+
+
+class AgentManifest(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    model: ModelSpec = ModelSpec()
+    instructions: str = ""
+    turn_limit: int = Field(default=8, ge=1, le=500)
+    actions: dict[str, ActionSpec] = Field(min_length=1)
+    policy: PolicySpec
+    memory: MemorySpec = MemorySpec()
+    budget: BudgetSpec = BudgetSpec()
+    mode: Literal["live", "shadow"] = "live"
+
+    @model_validator(mode="after")
+    def _actions_consistent(self) -> AgentManifest:
+        for name, action in self.actions.items():
+            if not _valid_action_name(name):
+                raise ValueError(f"action name {name!r} must match {ACTION_PATTERN}")
+            if action.compensation is not None and action.compensation not in self.actions:
+                raise ValueError(
+                    f"action {name!r} names compensation {action.compensation!r}, "
+                    f"which is not one of the actions: {sorted(self.actions)}"
+                )
+        if all(action.compensation_only for action in self.actions.values()):
+            raise ValueError("at least one action must be proposable (not compensation_only)")
+        return self
+
+    @property
+    def version(self) -> str:
+        """The content hash: equal manifests have equal versions, whatever their file says."""
+        content = self.model_dump(mode="json")
+        # Sorting keys would hide a reordering of the actions, yet their order is behaviour: the
+        # tools a model is offered, and the offline model's plan, follow it.
+        content["action_order"] = list(self.actions)
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def proposable_actions(self) -> dict[str, ActionSpec]:
+        return {name: spec for name, spec in self.actions.items() if not spec.compensation_only}
+
+
+def _valid_action_name(name: str) -> bool:
+    return re.fullmatch(ACTION_PATTERN, name) is not None

@@ -1,0 +1,250 @@
+"""An agent run's inputs, state, proposals, decisions and activity messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from aios.models.base import Payload
+from aios.models.manifest import AgentManifest, Grade
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a concurrency slot of its agent
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    PAUSED = "paused"  # kill switch
+    PAUSED_BUDGET = "paused_budget"  # a budget cap was hit: the operator decides
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    COMPENSATED = "compensated"
+    NEEDS_OPERATOR = "needs_operator"
+
+    @property
+    def terminal(self) -> bool:
+        return self in {RunStatus.COMPLETED, RunStatus.COMPENSATED, RunStatus.NEEDS_OPERATOR}
+
+
+class RunInput(Payload):
+    agent: str
+    manifest: AgentManifest
+    task: dict[str, Any] = Field(default_factory=dict, description="what the operator asked")
+    mode: Literal["live", "shadow"] = "live"
+    start_paused: bool = False
+    paired_with: str | None = Field(default=None, description="the run this one shadows")
+    requested_by: str = "operator"
+
+
+class ProposedAction(Payload):
+    """One action the model proposes, with its own confidence and rationale."""
+
+    action: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    amount: float | None = None
+    confidence: float = Field(ge=0, le=1)
+    rationale: str = ""
+
+
+class Proposal(Payload):
+    """A proposed action after the policy graded it."""
+
+    step: int
+    turn: int
+    proposed: ProposedAction
+    grade: Grade
+    grade_reason: str
+
+
+StepStatus = Literal[
+    "executed", "rejected", "forbidden", "shadowed", "failed", "compensated", "compensation_failed"
+]
+
+
+class StepRecord(Payload):
+    step: int
+    action: str
+    grade: Grade
+    status: StepStatus
+    decided_by: str = "policy"
+    effect_key: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Decision(Payload):
+    """An operator's answer at an approval gate (the JSON typed into the Web UI's signal form)."""
+
+    approver: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=2000)
+    step: int | None = Field(default=None, description="which pending step; default: the current one")
+
+
+class DecisionRequest(Payload):
+    """The update's argument: a decision plus its verdict (signals carry the verdict in their name)."""
+
+    verdict: Literal["approve", "reject"]
+    decision: Decision
+
+
+class DecisionOutcome(Payload):
+    accepted: bool
+    reason: str
+    step: int | None = None
+
+
+class RefusedDecision(Payload):
+    received: str = Field(description="what arrived, truncated, for the record")
+    reason: str
+
+
+class PendingApproval(Payload):
+    step: int
+    action: str
+    amount: float | None
+    confidence: float
+    rationale: str
+    approvers: list[str]
+    since: datetime
+    reminded: bool = False
+    escalated: bool = False
+
+
+class ResumeRequest(Payload):
+    """Resumes a paused run; for a budget pause, optionally grants more budget to this run."""
+
+    by: str = Field(default="operator", min_length=1)
+    extra_tokens: int = Field(default=0, ge=0)
+    extra_cost: float = Field(default=0.0, ge=0)
+
+
+class RunState(Payload):
+    """What the `state` query returns, and what is mirrored to Postgres after each step."""
+
+    run_id: str
+    agent: str
+    manifest_version: str
+    mode: Literal["live", "shadow"]
+    status: RunStatus
+    turn: int = 0
+    pending_approval: PendingApproval | None = None
+    proposals: list[Proposal] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
+    refused_decisions: list[RefusedDecision] = Field(default_factory=list)
+    tokens_spent: int = 0
+    cost_spent: float = 0.0
+    highest_risk: str = "none"
+    outcome: str = ""
+
+
+# Activity messages
+
+
+class PlanRequest(Payload):
+    run_id: str
+    turn: int
+    manifest: AgentManifest
+    task: dict[str, Any]
+    done_actions: list[str] = Field(default_factory=list, description="executed or decided")
+    context: list[str] = Field(default_factory=list, description="recalled memories")
+
+
+class PlanResponse(Payload):
+    done: bool
+    proposals: list[ProposedAction] = Field(default_factory=list)
+    text: str = ""
+    model: str
+    offline: bool
+    tokens_used: int = Field(ge=0)
+    cost: float = Field(ge=0)
+
+
+class BudgetRequest(Payload):
+    agent: str
+    run_id: str
+    reservation_key: str = Field(description="one per run and turn: a replay reserves nothing new")
+    tokens: int = Field(ge=0)
+    cost: float = Field(ge=0)
+    tokens_per_run: int
+    cost_per_run: float
+    tokens_per_day: int
+    cost_per_day: float
+
+
+class BudgetGrant(Payload):
+    granted: bool
+    reason: str = ""
+    run_tokens: int
+    run_cost: float
+    day_tokens: int
+    day_cost: float
+
+
+class ActionCall(Payload):
+    run_id: str
+    step: int
+    effect_key: str
+    action: str
+    connector: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    amount: float | None = None
+    target: str | None = None
+
+
+class ActionResult(Payload):
+    status: Literal["succeeded", "failed"]
+    response: dict[str, Any] = Field(default_factory=dict)
+    replayed: bool = Field(default=False, description="the ledger already had this effect's outcome")
+    error: str = ""
+
+
+class RecallRequest(Payload):
+    agent: str
+    task: dict[str, Any]
+    top_k: int
+    token_budget: int
+
+
+class RecallResult(Payload):
+    memories: list[str] = Field(default_factory=list)
+    tokens: int = 0
+
+
+class ThinkRequest(Payload):
+    """One turn's model call, preceded by its budget reservation, in one activity."""
+
+    plan: PlanRequest
+    budget: BudgetRequest
+
+
+class ThinkResult(Payload):
+    grant: BudgetGrant
+    plan: PlanResponse | None = Field(default=None, description="None when the budget refused")
+
+
+class SlotRequest(Payload):
+    agent: str
+    run_id: str
+    limit: int = Field(gt=0)
+
+
+class AuditEventRef(Payload):
+    """An audit row as the workflow describes it; the activity adds the trace id."""
+
+    key: str
+    step: str
+    actor: str
+    action: str
+    outcome: str
+    rationale: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecordRequest(Payload):
+    """What a step leaves behind: audit rows, and the run's state mirrored to Postgres."""
+
+    state: RunState
+    task: dict[str, Any]
+    paired_with: str | None = None
+    events: list[AuditEventRef] = Field(default_factory=list)

@@ -1,0 +1,81 @@
+"""Grading proposed actions: risk class x model confidence x amount -> what may happen.
+
+Pure and deterministic, so the agent-run workflow calls it directly (passed through the
+sandbox) and a replay grades exactly as the original run did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aios.models.manifest import ActionSpec, AgentManifest, Grade, PolicySpec
+from aios.models.run import ProposedAction
+
+
+@dataclass(frozen=True)
+class Verdict:
+    grade: Grade
+    reason: str
+
+
+def grade_action(manifest: AgentManifest, proposed: ProposedAction) -> Verdict:
+    """The first rule that applies wins; the rules go from hardest limit to most lenient."""
+    spec = manifest.actions.get(proposed.action)
+    if spec is None or spec.compensation_only:
+        return Verdict(Grade.FORBIDDEN, f"{proposed.action!r} is not an action this agent may propose")
+    for rule in _RULES:
+        verdict = rule(spec, manifest.policy, proposed)
+        if verdict is not None:
+            return verdict
+    return Verdict(Grade.NEEDS_APPROVAL, f"risk {spec.risk} is above {manifest.policy.notify_max_risk}")
+
+
+Rule = Callable[[ActionSpec, PolicySpec, ProposedAction], "Verdict | None"]
+
+
+def _forbidden_risk(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) -> Verdict | None:
+    if spec.risk.rank >= policy.forbidden_min_risk.rank:
+        return Verdict(Grade.FORBIDDEN, f"risk {spec.risk} is at or above {policy.forbidden_min_risk}")
+    return None
+
+
+def _over_action_limit(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) -> Verdict | None:
+    amount, limit = proposed.amount, spec.max_amount
+    if amount is not None and limit is not None and amount > limit:
+        return Verdict(Grade.FORBIDDEN, f"amount {amount:g} exceeds the action's limit {limit:g}")
+    return None
+
+
+def _low_confidence(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) -> Verdict | None:
+    if proposed.confidence < policy.min_confidence:
+        return Verdict(
+            Grade.NEEDS_APPROVAL,
+            f"model confidence {proposed.confidence:.2f} is below {policy.min_confidence:.2f}",
+        )
+    return None
+
+
+def _large_amount(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) -> Verdict | None:
+    amount, threshold = proposed.amount, policy.approval_amount_over
+    if amount is not None and threshold is not None and amount > threshold:
+        return Verdict(Grade.NEEDS_APPROVAL, f"amount {amount:g} is over {threshold:g}")
+    return None
+
+
+def _low_risk(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) -> Verdict | None:
+    if spec.risk.rank <= policy.auto_max_risk.rank:
+        return Verdict(Grade.AUTO, f"risk {spec.risk} at or below {policy.auto_max_risk}")
+    if spec.risk.rank <= policy.notify_max_risk.rank:
+        return Verdict(Grade.AUTO_AND_NOTIFY, f"risk {spec.risk} at or below {policy.notify_max_risk}")
+    return None
+
+
+_RULES: tuple[Rule, ...] = (_forbidden_risk, _over_action_limit, _low_confidence, _large_amount, _low_risk)
+
+
+def may_approve(manifest: AgentManifest, approver: str, *, escalated: bool) -> bool:
+    allowed = set(manifest.policy.approvers)
+    if escalated:
+        allowed |= set(manifest.policy.escalation_approvers)
+    return approver in allowed

@@ -1,0 +1,1 @@
+"""Connectors that perform an agent's actions: one interface, several systems."""

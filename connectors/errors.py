@@ -1,0 +1,57 @@
+"""The typed error tree every connector raises, mapped from low-level errors with `from`.
+
+Retryable errors are worth another attempt with the same idempotency key; the others are
+final. The activity layer names the final ones as non-retryable for Temporal by
+`type(error).__name__`, never by string literals scattered around.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base of every connector error."""
+
+    retryable: bool = False
+
+
+class TransportError(ConnectorError):
+    """The request may not have reached the service (connection refused, reset)."""
+
+    retryable = True
+
+
+class TimeoutError_(ConnectorError):
+    """No answer in time: the effect may or may not have happened (outcome unknown)."""
+
+    retryable = True
+
+
+class ServerError(ConnectorError):
+    """The service failed (5xx); trying again with the same key is safe."""
+
+    retryable = True
+
+
+class RateLimited(ConnectorError):
+    """The service asked us to slow down (429, or 503 with Retry-After)."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClientError(ConnectorError):
+    """The request itself is wrong (4xx): repeating it cannot help."""
+
+
+class Conflict(ClientError):
+    """The same idempotency key was used with a different request."""
+
+
+class NotConfigured(ClientError):
+    """The connector lacks its configuration (URL, credentials): fix the settings."""
+
+
+NON_RETRYABLE_ERRORS: tuple[type[ConnectorError], ...] = (ClientError, Conflict, NotConfigured)

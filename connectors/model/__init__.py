@@ -1,0 +1,21 @@
+"""Model providers behind one interface: chat with tool calls, OpenAI-shaped."""
+
+from connectors.model.offline import OfflineModel
+from connectors.model.types import (
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    ModelProvider,
+    ToolCall,
+    ToolSpec,
+)
+
+__all__ = [
+    "ChatMessage",
+    "ChatRequest",
+    "ChatResponse",
+    "ModelProvider",
+    "OfflineModel",
+    "ToolCall",
+    "ToolSpec",
+]

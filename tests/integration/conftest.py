@@ -1,0 +1,34 @@
+"""Fixtures for the conductor's integration tests: a worker on a fresh queue, an effect server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from temporalio.client import Client
+
+from aios.client import AiosClient
+from aios.settings import Settings
+from tests.support.effect_server import EffectServer
+from workers.main import run_worker
+
+
+@pytest.fixture
+def effect_server() -> Iterator[EffectServer]:
+    server = EffectServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def aios_client(
+    stack_settings: Settings, temporal_client: Client, task_queue: str
+) -> AsyncIterator[AiosClient]:
+    """A client whose runs go to a worker running in this test, on this test's own queue."""
+    settings = stack_settings.model_copy(update={"task_queue": task_queue})
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=task_queue))
+    yield AiosClient(temporal_client, settings)
+    stop.set()
+    await worker

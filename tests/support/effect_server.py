@@ -1,0 +1,135 @@
+"""A loopback HTTP service that applies effects once per Idempotency-Key and counts them.
+
+It stands in for a third-party API in tests: every request is recorded, an effect is
+applied only for a key it has not seen, and a repeated key gets the first answer back,
+as Stripe and most payment APIs do. Faults can be queued to exercise the resilient paths.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Fault:
+    """What the next matching request gets instead of a normal answer."""
+
+    status: int | None = None  # answer with this status without applying the effect
+    retry_after: float | None = None
+    hang_seconds: float = 0.0  # sleep before answering (past the client's timeout)
+    apply_then_hang: bool = False  # apply the effect, then hang: the caller sees a timeout
+    reset: bool = False  # close the connection without an answer
+
+
+@dataclass
+class EffectServer:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    applied: Counter[str] = field(default_factory=Counter)  # effects per idempotency key
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> EffectServer:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def effects_for(self, path_suffix: str) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r["path"].endswith(path_suffix) and r["applied"])
+
+    def total_effects(self) -> int:
+        with self.lock:
+            return sum(self.applied.values())
+
+    def duplicates(self) -> int:
+        """Keys whose effect was applied more than once: must always be zero."""
+        with self.lock:
+            return sum(1 for count in self.applied.values() if count > 1)
+
+
+def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+            return
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            key = self.headers.get("Idempotency-Key", "")
+            with state.lock:
+                fault = state.faults.pop(0) if state.faults else None
+            if fault is not None and self._inject(fault, key, body):
+                return
+            response, applied = self._apply(key, body)
+            self._answer(200, response)
+            with state.lock:
+                state.requests.append({"path": self.path, "key": key, "applied": applied})
+
+        def _apply(self, key: str, body: bytes) -> tuple[dict[str, Any], bool]:
+            with state.lock:
+                if key and key in state.responses:
+                    return state.responses[key], False
+                state.applied[key] += 1
+                response = {
+                    "id": f"fx_{len(state.responses) + 1}",
+                    "key": key,
+                    "request": json.loads(body or b"{}"),
+                }
+                if key:
+                    state.responses[key] = response
+                return response, True
+
+        def _inject(self, fault: Fault, key: str, body: bytes) -> bool:
+            if fault.reset:
+                self.close_connection = True
+                self.connection.close()
+                return True
+            if fault.apply_then_hang:
+                self._apply(key, body)
+                with state.lock:
+                    state.requests.append({"path": self.path, "key": key, "applied": True})
+                time.sleep(fault.hang_seconds or 5)
+                return True
+            if fault.hang_seconds:
+                time.sleep(fault.hang_seconds)
+            if fault.status is not None:
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                self._answer(fault.status, {"error": "injected"}, headers)
+                with state.lock:
+                    state.requests.append({"path": self.path, "key": key, "applied": False})
+                return True
+            return False
+
+        def _answer(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler

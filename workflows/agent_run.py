@@ -1,0 +1,650 @@
+"""The agent run: plan with a model, grade each action, gate, act, compensate, record.
+
+Everything here is deterministic: time, ids and waiting go through the `workflow` API,
+every effect goes through an activity, and the policy is a pure function. The operator
+talks to a run through signals (Web UI), an update (CLI) and the `state` query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError
+
+from workflows.saga import Saga
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ValidationError
+
+    from activities.actions import ActionActivities
+    from activities.agent import AgentActivities
+    from aios.models.manifest import ActionSpec, Grade, RiskClass
+    from aios.models.run import (
+        ActionCall,
+        AuditEventRef,
+        BudgetRequest,
+        Decision,
+        DecisionOutcome,
+        DecisionRequest,
+        PendingApproval,
+        PlanRequest,
+        PlanResponse,
+        Proposal,
+        ProposedAction,
+        RecallRequest,
+        RecordRequest,
+        RefusedDecision,
+        ResumeRequest,
+        RunInput,
+        RunState,
+        RunStatus,
+        SlotRequest,
+        StepRecord,
+        StepStatus,
+        ThinkRequest,
+    )
+    from aios.policy import grade_action, may_approve
+
+AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
+VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
+STATE_KEY = SearchAttributeKey.for_keyword("AiosState")
+RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
+
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+ACTION_TIMEOUT = timedelta(seconds=60)
+ACTION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+# A busy agent's runs wait for a slot by retrying, which keeps them queued, never dropped.
+SLOT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=15)
+)
+RECEIVED_EXCERPT = 300
+
+Verdict = Literal["approve", "reject"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class RunAborted(Exception):
+    """The run cannot go on (an action was rejected); finished steps are compensated."""
+
+
+class PauseRequest(BaseModel):
+    by: str = "operator"
+    reason: str = ""
+
+
+class RunProgress:
+    """Mutable working state of one run; `snapshot()` turns it into the frozen RunState."""
+
+    def __init__(self, request: RunInput, run_id: str) -> None:
+        self.request = request
+        self.run_id = run_id
+        self.status = RunStatus.QUEUED
+        self.turn = 0
+        self.step = 0
+        self.proposals: list[Proposal] = []
+        self.steps: list[StepRecord] = []
+        self.refused: list[RefusedDecision] = []
+        self.pending: PendingApproval | None = None
+        self.tokens = 0
+        self.cost = 0.0
+        self.highest_risk: RiskClass | None = None
+        self.outcome = ""
+
+    def snapshot(self) -> RunState:
+        return RunState(
+            run_id=self.run_id,
+            agent=self.request.agent,
+            manifest_version=self.request.manifest.version,
+            mode=self.request.mode,
+            status=self.status,
+            turn=self.turn,
+            pending_approval=self.pending,
+            proposals=list(self.proposals),
+            steps=list(self.steps),
+            refused_decisions=list(self.refused),
+            tokens_spent=self.tokens,
+            cost_spent=round(self.cost, 6),
+            highest_risk=self.highest_risk.value if self.highest_risk else "none",
+            outcome=self.outcome,
+        )
+
+
+@workflow.defn(name="AgentRun")
+class AgentRunWorkflow:
+    @workflow.init
+    def __init__(self, request: RunInput) -> None:
+        self._run = RunProgress(request, workflow.info().workflow_id)
+        self._manifest = request.manifest
+        self._verdict: tuple[Verdict, str, str] | None = None
+        self._paused = request.start_paused
+        self._resumes = 0
+        self._extra_tokens = 0
+        self._extra_cost = 0.0
+        self._events: list[AuditEventRef] = []
+        self._event_count = 0
+
+    # -- the run --------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, request: RunInput) -> RunState:
+        saga: Saga[ActionCall] = Saga()
+        slot = SlotRequest(
+            agent=request.agent, run_id=self._run.run_id, limit=self._manifest.budget.max_concurrent_runs
+        )
+        self._event("run", "operator", "start", "started", detail={"mode": request.mode})
+        try:
+            await workflow.execute_activity_method(
+                AgentActivities.acquire_slot,
+                slot,
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                retry_policy=SLOT_RETRY,
+            )
+            self._set_status(RunStatus.RUNNING)
+            await self._turns(saga)
+            self._finish(RunStatus.COMPLETED, self._run.outcome or "done")
+        except RunAborted as abort:
+            await self._compensate(saga, str(abort))
+        except ActivityError as failure:
+            await self._compensate(saga, f"a step failed: {_cause(failure)}")
+        except asyncio.CancelledError:
+            await self._compensate(saga, "cancelled by the operator")
+            await self._wrap_up(slot)
+            raise
+        await self._wrap_up(slot)
+        return self._run.snapshot()
+
+    async def _turns(self, saga: Saga[ActionCall]) -> None:
+        recalled = await workflow.execute_activity_method(
+            AgentActivities.recall,
+            RecallRequest(
+                agent=self._run.request.agent,
+                task=self._run.request.task,
+                top_k=self._manifest.memory.top_k,
+                token_budget=self._manifest.memory.token_budget,
+            ),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        )
+        for turn in range(1, self._manifest.turn_limit + 1):
+            self._run.turn = turn
+            await self._hold_while_paused()
+            plan = await self._think(turn, recalled.memories)
+            if plan.done:
+                self._run.outcome = plan.text
+                return
+            for proposed in plan.proposals:
+                await self._hold_while_paused()
+                await self._handle(proposed, saga)
+        self._run.outcome = f"stopped at the turn limit ({self._manifest.turn_limit})"
+
+    async def _think(self, turn: int, memories: list[str]) -> PlanResponse:
+        while True:
+            result = await workflow.execute_local_activity_method(
+                AgentActivities.think,
+                ThinkRequest(plan=self._plan_request(turn, memories), budget=self._budget_request(turn)),
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            )
+            if result.plan is not None:
+                self._run.tokens += result.plan.tokens_used
+                self._run.cost += result.plan.cost
+                return result.plan
+            await self._pause_for_budget(result.grant.reason)
+
+    async def _pause_for_budget(self, reason: str) -> None:
+        self._event(f"turn-{self._run.turn}", "policy", "budget", "paused", rationale=reason)
+        self._set_status(RunStatus.PAUSED_BUDGET)
+        await self._record()
+        resumes = self._resumes
+        await workflow.wait_condition(lambda: self._resumes > resumes)
+        self._set_status(RunStatus.RUNNING)
+
+    def _plan_request(self, turn: int, memories: list[str]) -> PlanRequest:
+        return PlanRequest(
+            run_id=self._run.run_id,
+            turn=turn,
+            manifest=self._manifest,
+            task=self._run.request.task,
+            done_actions=[step.action for step in self._run.steps],
+            context=memories,
+        )
+
+    def _budget_request(self, turn: int) -> BudgetRequest:
+        budget, model = self._manifest.budget, self._manifest.model
+        estimate = model.tokens_per_turn_estimate
+        return BudgetRequest(
+            agent=self._run.request.agent,
+            run_id=self._run.run_id,
+            reservation_key=f"{self._run.run_id}/turn-{turn}",
+            tokens=estimate,
+            cost=estimate / 1000 * model.cost_per_1k_tokens,
+            tokens_per_run=budget.tokens_per_run + self._extra_tokens,
+            cost_per_run=budget.cost_per_run + self._extra_cost,
+            tokens_per_day=budget.tokens_per_day,
+            cost_per_day=budget.cost_per_day,
+        )
+
+    # -- one proposed action --------------------------------------------------------------
+
+    async def _handle(self, proposed: ProposedAction, saga: Saga[ActionCall]) -> None:
+        self._run.step += 1
+        step = self._run.step
+        verdict = grade_action(self._manifest, proposed)
+        proposal = Proposal(
+            step=step,
+            turn=self._run.turn,
+            proposed=proposed,
+            grade=verdict.grade,
+            grade_reason=verdict.reason,
+        )
+        self._run.proposals.append(proposal)
+        spec = self._manifest.actions.get(proposed.action)
+        self._note_risk(spec)
+        self._event(
+            f"step-{step}",
+            "agent",
+            proposed.action,
+            f"proposed:{verdict.grade.value}",
+            rationale=proposed.rationale,
+            detail={"confidence": proposed.confidence, "amount": proposed.amount, "policy": verdict.reason},
+        )
+        if verdict.grade is Grade.FORBIDDEN or spec is None:
+            self._add_step(
+                step, proposed.action, verdict.grade, "forbidden", detail={"reason": verdict.reason}
+            )
+            await self._record()
+            return
+        decided_by = "policy"
+        if verdict.grade is Grade.NEEDS_APPROVAL:
+            approved, decided_by = await self._gate(step, proposed)
+            if not approved:
+                self._add_step(step, proposed.action, verdict.grade, "rejected", decided_by=decided_by)
+                raise RunAborted(f"step {step} ({proposed.action}) was rejected by {decided_by}")
+            await self._hold_while_paused()  # a pause sent while waiting holds the approved action
+        if self._run.request.mode == "shadow":
+            self._add_step(step, proposed.action, verdict.grade, "shadowed", decided_by=decided_by)
+            await self._record()
+            return
+        await self._act(proposal, spec, decided_by, saga)
+
+    async def _act(
+        self, proposal: Proposal, spec: ActionSpec, decided_by: str, saga: Saga[ActionCall]
+    ) -> None:
+        step, proposed, grade = proposal.step, proposal.proposed, proposal.grade
+        call = ActionCall(
+            run_id=self._run.run_id,
+            step=step,
+            effect_key=f"{self._run.run_id}/step-{step}/{proposed.action}",
+            action=proposed.action,
+            connector=spec.connector,
+            params=proposed.params,
+            amount=proposed.amount,
+            target=spec.target,
+        )
+        try:
+            result = await workflow.execute_activity_method(
+                ActionActivities.execute,
+                call,
+                start_to_close_timeout=ACTION_TIMEOUT,
+                retry_policy=ACTION_RETRY,
+            )
+        except ActivityError as failure:
+            self._add_step(
+                step,
+                proposed.action,
+                grade,
+                "failed",
+                decided_by=decided_by,
+                effect_key=call.effect_key,
+                detail={"error": _cause(failure)},
+            )
+            raise
+        if spec.compensation is not None:
+            saga.add(self._compensation_call(call, spec.compensation))
+        self._add_step(
+            step,
+            proposed.action,
+            grade,
+            "executed",
+            decided_by=decided_by,
+            effect_key=call.effect_key,
+            detail={"replayed": result.replayed},
+        )
+        if grade is Grade.AUTO_AND_NOTIFY:
+            self._event(
+                f"step-{step}",
+                "policy",
+                "notify",
+                "operator notified",
+                rationale=f"{proposed.action} ran without approval; the policy asks to tell you",
+            )
+        await self._record()
+
+    def _compensation_call(self, original: ActionCall, compensation: str) -> ActionCall:
+        spec = self._manifest.actions[compensation]
+        return original.model_copy(
+            update={
+                "effect_key": f"{original.effect_key}/undo/{compensation}",
+                "action": compensation,
+                "connector": spec.connector,
+                "target": spec.target,
+            }
+        )
+
+    async def _compensate(self, saga: Saga[ActionCall], reason: str) -> None:
+        self._set_status(RunStatus.COMPENSATING)
+        self._event("saga", "policy", "compensate", "started", rationale=reason)
+        outcomes = await saga.compensate(self._run_compensation)
+        failed = [outcome.compensation.step for outcome in outcomes if not outcome.succeeded]
+        for outcome in outcomes:
+            call = outcome.compensation
+            status: StepStatus = "compensated" if outcome.succeeded else "compensation_failed"
+            self._add_step(call.step, call.action, Grade.AUTO, status, effect_key=call.effect_key)
+        if failed:
+            self._finish(RunStatus.NEEDS_OPERATOR, f"{reason}; compensation failed for steps {failed}")
+        else:
+            self._finish(RunStatus.COMPENSATED, reason)
+
+    async def _run_compensation(self, call: ActionCall) -> None:
+        await workflow.execute_activity_method(
+            ActionActivities.execute, call, start_to_close_timeout=ACTION_TIMEOUT, retry_policy=ACTION_RETRY
+        )
+
+    # -- the approval gate ----------------------------------------------------------------
+
+    async def _gate(self, step: int, proposed: ProposedAction) -> tuple[bool, str]:
+        policy = self._manifest.policy
+        sla = policy.sla
+        since = workflow.now()
+        self._verdict = None
+        self._run.pending = PendingApproval(
+            step=step,
+            action=proposed.action,
+            amount=proposed.amount,
+            confidence=proposed.confidence,
+            rationale=proposed.rationale,
+            approvers=list(policy.approvers),
+            since=since,
+        )
+        self._set_status(RunStatus.WAITING_APPROVAL)
+        self._event(
+            f"step-{step}",
+            "policy",
+            proposed.action,
+            "approval requested",
+            detail={"approvers": policy.approvers},
+        )
+        await self._record()
+        for deadline, phase in (
+            (sla.remind_after, "remind"),
+            (sla.escalate_after, "escalate"),
+            (sla.expire_after, "expire"),
+        ):
+            await self._wait_for_verdict(since + deadline - workflow.now())
+            if self._verdict is not None:
+                break
+            await self._sla_phase(phase, step)
+        assert self._verdict is not None  # the expire phase always sets one
+        verdict, approver, note = self._verdict
+        self._run.pending = None
+        self._set_status(RunStatus.RUNNING)
+        self._event(f"step-{step}", approver, proposed.action, verdict, rationale=note)
+        return verdict == "approve", approver
+
+    async def _wait_for_verdict(self, remaining: timedelta) -> None:
+        if remaining <= timedelta(0):
+            return
+        try:
+            await workflow.wait_condition(lambda: self._verdict is not None, timeout=remaining)
+        except TimeoutError:
+            return
+
+    async def _sla_phase(self, phase: str, step: int) -> None:
+        pending = self._run.pending
+        assert pending is not None
+        policy = self._manifest.policy
+        if phase == "remind":
+            self._run.pending = pending.model_copy(update={"reminded": True})
+            self._event(
+                f"step-{step}",
+                "policy",
+                "remind",
+                "approval still waiting",
+                detail={"approvers": pending.approvers},
+            )
+        elif phase == "escalate":
+            approvers = list(dict.fromkeys([*policy.approvers, *policy.escalation_approvers]))
+            self._run.pending = pending.model_copy(update={"escalated": True, "approvers": approvers})
+            self._event(f"step-{step}", "policy", "escalate", "escalated", detail={"approvers": approvers})
+        else:
+            self._verdict = (policy.sla.on_expiry, "policy:sla-expired", "the approval window expired")
+        await self._record()
+
+    def _decide(self, verdict: Verdict, decision: Decision) -> DecisionOutcome:
+        """The one handler behind the approve/reject signals and the decide update."""
+        pending = self._run.pending
+        refusal = self._refusal(decision, pending)
+        if refusal:
+            self._refuse(f"{verdict} {decision.model_dump_json()}", refusal)
+            return DecisionOutcome(accepted=False, reason=refusal, step=decision.step)
+        assert pending is not None
+        self._verdict = (verdict, decision.approver, decision.note)
+        return DecisionOutcome(accepted=True, reason=f"{verdict}d step {pending.step}", step=pending.step)
+
+    def _refusal(self, decision: Decision, pending: PendingApproval | None) -> str:
+        if pending is None or self._verdict is not None:
+            return "no approval is pending (a late or duplicate decision changes nothing)"
+        if decision.step is not None and decision.step != pending.step:
+            return f"step {decision.step} is not waiting for approval; step {pending.step} is"
+        if not may_approve(self._manifest, decision.approver, escalated=pending.escalated):
+            return f"{decision.approver!r} may not approve this; allowed: {', '.join(pending.approvers)}"
+        return ""
+
+    def _refuse(self, received: str, reason: str) -> None:
+        self._run.refused.append(RefusedDecision(received=received[:RECEIVED_EXCERPT], reason=reason))
+        self._event(
+            "decision",
+            "operator",
+            "decision",
+            "refused",
+            rationale=reason,
+            detail={"received": received[:RECEIVED_EXCERPT]},
+        )
+
+    # -- operator interface ----------------------------------------------------------------
+
+    @workflow.signal(name="approve")
+    async def approve_signal(self, payload: RawValue) -> None:
+        await self._signalled_decision("approve", payload)
+
+    @workflow.signal(name="reject")
+    async def reject_signal(self, payload: RawValue) -> None:
+        await self._signalled_decision("reject", payload)
+
+    async def _signalled_decision(self, verdict: Verdict, payload: RawValue) -> None:
+        decision = self._parse(Decision, payload, verdict)
+        if decision is not None:
+            self._decide(verdict, decision)
+        await self._record()
+
+    @workflow.update(name="decide")
+    async def decide_update(self, request: DecisionRequest) -> DecisionOutcome:
+        outcome = self._decide(request.verdict, request.decision)
+        await self._record()
+        return outcome
+
+    @decide_update.validator
+    def _validate_decide(self, request: DecisionRequest) -> None:
+        # Rejected here, nothing enters history: only requests that could matter get through.
+        pending = self._run.pending
+        if pending is None or self._verdict is not None:
+            raise ValueError("no approval is pending for this run (a late or duplicate decision)")
+        if request.decision.step is not None and request.decision.step != pending.step:
+            raise ValueError(
+                f"step {request.decision.step} is not waiting for approval; step {pending.step} is"
+            )
+
+    @workflow.signal(name="pause")
+    async def pause_signal(self, payload: RawValue) -> None:
+        request = self._parse(PauseRequest, payload, "pause")
+        if request is not None and not self._paused:
+            self._paused = True
+            self._event("control", request.by, "pause", "requested", rationale=request.reason)
+            await self._record()
+
+    @workflow.signal(name="resume")
+    async def resume_signal(self, payload: RawValue) -> None:
+        request = self._parse(ResumeRequest, payload, "resume")
+        if request is None:
+            return
+        self._paused = False
+        self._extra_tokens += request.extra_tokens
+        self._extra_cost += request.extra_cost
+        self._resumes += 1
+        self._event(
+            "control",
+            request.by,
+            "resume",
+            "requested",
+            detail={"extra_tokens": request.extra_tokens, "extra_cost": request.extra_cost},
+        )
+        await self._record()
+
+    @workflow.query(name="state")
+    def state_query(self) -> RunState:
+        return self._run.snapshot()
+
+    def _parse(self, model: type[ModelT], payload: RawValue, what: str) -> ModelT | None:
+        """Decode an operator's JSON; a malformed one is refused, recorded, and harms nothing."""
+        try:
+            value: Any = workflow.payload_converter().from_payload(payload.payload)
+            return model.model_validate(value if value is not None else {})
+        except (ValidationError, ValueError, TypeError) as error:
+            received = payload.payload.data.decode(errors="replace")
+            self._refuse(f"{what} {received}", f"malformed {what}: {_first_line(error)}")
+            return None
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    async def _hold_while_paused(self) -> None:
+        if not self._paused:
+            return
+        previous = self._run.status
+        self._set_status(RunStatus.PAUSED)
+        await self._record()
+        await workflow.wait_condition(lambda: not self._paused)
+        self._set_status(previous)
+
+    def _set_status(self, status: RunStatus) -> None:
+        if status is self._run.status:
+            return
+        self._run.status = status
+        workflow.upsert_search_attributes([STATE_KEY.value_set(status.value)])
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        run = self._run
+        lines = [
+            f"**{run.request.agent}** ({run.request.mode}, manifest {run.request.manifest.version})",
+            f"status: {run.status.value}, turn {run.turn}, {len(run.steps)} steps",
+        ]
+        if run.pending is not None:
+            lines.append(
+                f"waiting for approval of step {run.pending.step} ({run.pending.action}) "
+                f"by {', '.join(run.pending.approvers)}"
+            )
+        return "\n\n".join(lines)
+
+    def _note_risk(self, spec: ActionSpec | None) -> None:
+        if spec is None:
+            return
+        if self._run.highest_risk is None or spec.risk.rank > self._run.highest_risk.rank:
+            self._run.highest_risk = spec.risk
+            workflow.upsert_search_attributes([RISK_KEY.value_set(spec.risk.value)])
+
+    def _add_step(
+        self,
+        step: int,
+        action: str,
+        grade: Grade,
+        status: StepStatus,
+        *,
+        decided_by: str = "policy",
+        effect_key: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        record = StepRecord(
+            step=step,
+            action=action,
+            grade=grade,
+            status=status,
+            decided_by=decided_by,
+            effect_key=effect_key,
+            detail=detail or {},
+        )
+        self._run.steps.append(record)
+        self._event(f"step-{step}", decided_by, action, status, detail=detail or {})
+
+    def _finish(self, status: RunStatus, outcome: str) -> None:
+        self._run.outcome = outcome
+        self._set_status(status)
+        self._event("run", "policy", "finish", status.value, rationale=outcome)
+
+    def _event(
+        self,
+        step: str,
+        actor: str,
+        action: str,
+        outcome: str,
+        *,
+        rationale: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self._event_count += 1
+        self._events.append(
+            AuditEventRef(
+                key=f"{self._run.run_id}/e{self._event_count}",
+                step=step,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                rationale=rationale,
+                detail=detail or {},
+            )
+        )
+
+    async def _record(self) -> None:
+        events, self._events = self._events, []
+        await workflow.execute_local_activity_method(
+            AgentActivities.record,
+            RecordRequest(
+                state=self._run.snapshot(),
+                task=self._run.request.task,
+                paired_with=self._run.request.paired_with,
+                events=events,
+            ),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        )
+
+    async def _wrap_up(self, slot: SlotRequest) -> None:
+        await workflow.execute_activity_method(
+            AgentActivities.release_slot, slot, start_to_close_timeout=BOOKKEEPING_TIMEOUT
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._record()
+
+
+def _cause(failure: ActivityError) -> str:
+    cause = failure.cause
+    return str(cause) if cause is not None else str(failure)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
