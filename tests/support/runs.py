@@ -12,9 +12,9 @@ POLL_SECONDS = 0.1
 
 
 async def wait_for_state(
-    client: AiosClient, run_id: str, condition: Callable[[RunState], bool], *, timeout: float = 30
+    client: AiosClient, run_id: str, condition: Callable[[RunState], bool], *, within: float = 30
 ) -> RunState:
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     last: RunState | None = None
     while asyncio.get_running_loop().time() < deadline:
         try:
@@ -28,6 +28,6 @@ async def wait_for_state(
 
 
 async def wait_for_status(
-    client: AiosClient, run_id: str, status: RunStatus, *, timeout: float = 30
+    client: AiosClient, run_id: str, status: RunStatus, *, within: float = 30
 ) -> RunState:
-    return await wait_for_state(client, run_id, lambda state: state.status is status, timeout=timeout)
+    return await wait_for_state(client, run_id, lambda state: state.status is status, within=within)
