@@ -8,6 +8,9 @@ same idempotency key, which the connector passes downstream so the service appli
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +22,9 @@ from aios.ledger import effects
 from aios.models.run import ActionCall, ActionResult
 from connectors.actions.base import ActionConnector, EffectRequest
 from connectors.errors import ConnectorError, RateLimited, TimeoutError_
+
+# The workflow's heartbeat timeout must be a few of these.
+HEARTBEAT_EVERY = timedelta(seconds=2)
 
 
 class UnknownConnector(Exception):
@@ -68,7 +74,8 @@ class ActionActivities:
             target=call.target,
         )
         try:
-            response = await connector.perform(request)
+            async with _heartbeating():
+                response = await connector.perform(request)
         except ConnectorError as exc:
             await self._record_failure(call, exc)
             raise _as_application_error(exc) from exc
@@ -83,6 +90,22 @@ class ActionActivities:
             state = "failed"
         async with self._pool.connection() as conn:
             await effects.finish(conn, key=call.effect_key, state=state, error=str(error))
+
+
+@asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while a connector call runs, so a dead worker's call is retried in seconds."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY.total_seconds())
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def _request_fingerprint(call: ActionCall) -> dict[str, Any]:

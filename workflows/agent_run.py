@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from aios.models.manifest import ActionSpec, Grade, RiskClass
     from aios.models.run import (
         ActionCall,
+        ActionResult,
         AuditEventRef,
         BudgetRequest,
         Decision,
@@ -56,6 +57,8 @@ RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 ACTION_TIMEOUT = timedelta(seconds=60)
+# The execute activity heartbeats every 2 s: a worker that died mid-call is noticed in 10 s.
+ACTION_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 ACTION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -289,12 +292,7 @@ class AgentRunWorkflow:
             target=spec.target,
         )
         try:
-            result = await workflow.execute_activity_method(
-                ActionActivities.execute,
-                call,
-                start_to_close_timeout=ACTION_TIMEOUT,
-                retry_policy=ACTION_RETRY,
-            )
+            result = await self._execute(call)
         except ActivityError as failure:
             self._add_step(
                 step,
@@ -353,8 +351,15 @@ class AgentRunWorkflow:
             self._finish(RunStatus.COMPENSATED, reason)
 
     async def _run_compensation(self, call: ActionCall) -> None:
-        await workflow.execute_activity_method(
-            ActionActivities.execute, call, start_to_close_timeout=ACTION_TIMEOUT, retry_policy=ACTION_RETRY
+        await self._execute(call)
+
+    async def _execute(self, call: ActionCall) -> ActionResult:
+        return await workflow.execute_activity_method(
+            ActionActivities.execute,
+            call,
+            start_to_close_timeout=ACTION_TIMEOUT,
+            heartbeat_timeout=ACTION_HEARTBEAT_TIMEOUT,
+            retry_policy=ACTION_RETRY,
         )
 
     # -- the approval gate ----------------------------------------------------------------

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.markup import escape
 
-from aios.cli.common import console, fail, table
+from aios.cli.common import fail, say, table
 from aios.errors import ManifestInvalid
 from aios.manifests import agents_dir, find_manifest, list_manifests, load_manifest
 from aios.models.manifest import AgentManifest
@@ -32,7 +31,7 @@ def validate(
     """Check manifests and print each one's version; exits 1 if any is invalid."""
     results = [(path, _load(path)) for path in paths] if paths else _all_manifests()
     if not results:
-        fail(f"no *.yaml manifests in {escape(str(agents_dir()))}")
+        fail(f"no *.yaml manifests in {agents_dir()}")
     for path, outcome in results:
         _report(path, outcome)
     if any(isinstance(outcome, ManifestInvalid) for _, outcome in results):
@@ -43,7 +42,7 @@ def validate(
 def list_agents() -> None:
     """A table of every manifest, broken ones included with their error."""
     rows = [_row(path, outcome) for path, outcome in _all_manifests()]
-    table(f"agent manifests in {escape(str(agents_dir()))}", _COLUMNS, rows)
+    table(f"agent manifests in {agents_dir()}", _COLUMNS, rows)
 
 
 @app.command()
@@ -55,15 +54,15 @@ def show(
     try:
         manifest = find_manifest(name)
     except ManifestInvalid as exc:
-        fail(escape(str(exc)))
+        fail(str(exc))
     content = manifest.model_dump(mode="json")
     if as_json:
         # Plain echo, not rich: the output is for programs, so no wrapping and no colour.
         document = {"name": manifest.name, "version": manifest.version, "manifest": content}
         typer.echo(json.dumps(document, indent=2))
         return
-    _plain(f"# {manifest.name}  version {manifest.version}")
-    _plain(yaml.safe_dump(content, sort_keys=False, allow_unicode=True).rstrip())
+    say(f"# {manifest.name}  version {manifest.version}")
+    say(yaml.safe_dump(content, sort_keys=False, allow_unicode=True).rstrip())
 
 
 _COLUMNS = ("name", "version", "mode", "actions", "model", "file", "state")
@@ -80,15 +79,15 @@ def _all_manifests() -> list[tuple[Path, Outcome]]:
     try:
         return list_manifests()
     except ManifestInvalid as exc:  # the directory itself is missing
-        fail(escape(str(exc)))
+        fail(str(exc))
 
 
 def _report(path: Path, outcome: Outcome) -> None:
     if isinstance(outcome, AgentManifest):
-        _plain(f"ok  {path}  {outcome.name}  version {outcome.version}", style="green")
+        say(f"ok  {path}  {outcome.name}  version {outcome.version}", style="green")
         return
     for line in str(outcome).splitlines():
-        _plain(f"invalid  {line}", style="red")
+        say(f"invalid  {line}", style="red")
 
 
 def _row(path: Path, outcome: Outcome) -> tuple[str, ...]:
@@ -98,10 +97,4 @@ def _row(path: Path, outcome: Outcome) -> tuple[str, ...]:
         model = f"{outcome.model.provider}/{outcome.model.name}"
         actions = str(len(outcome.actions))
         cells = (outcome.name, outcome.version, outcome.mode, actions, model, str(path), "ok")
-    # table() renders cells as rich markup; escaping keeps a `[...]` in an error message literal.
-    return tuple(escape(cell) for cell in cells)
-
-
-def _plain(text: str, style: str | None = None) -> None:
-    """Print text as it is: file names and error messages may contain `[...]`, which is not markup."""
-    console.print(text, style=style, markup=False, highlight=False)
+    return cells

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from aios.errors import AiosError
 from aios.settings import Settings, load_settings
@@ -19,8 +20,14 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a user-facing error (plain text: brackets in it are not markup) and exit."""
+    error_console.print(Text("error: ", style="bold red") + Text(message), highlight=False)
     raise typer.Exit(code)
+
+
+def say(message: str, style: str | None = None) -> None:
+    """Print plain text: values such as `[alice]` are shown, never read as markup."""
+    console.print(Text(message, style=style or ""), highlight=False)
 
 
 def settings() -> Settings:
@@ -39,9 +46,9 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    grid = Table(title=title, title_justify="left")
+    grid = Table(title=Text(title), title_justify="left")
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
-        grid.add_row(*(str(cell) for cell in row))
+        grid.add_row(*(Text(str(cell)) for cell in row))
     console.print(grid)
