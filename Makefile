@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench up down clean compose-check
+.PHONY: setup demo test lint bench up down clean compose-check replay-record
 
 setup:
 	@bash infra/local/setup.sh
@@ -27,6 +27,10 @@ lint: setup
 
 bench: up
 	$(BIN)/python -m bench
+
+# Re-records tests/replay/histories/ from real runs (see tests/replay/record.py first).
+replay-record: up
+	$(BIN)/python -m tests.replay.record
 
 clean: down
 	rm -rf .aios

@@ -14,7 +14,12 @@ from typing import Any
 
 import psycopg
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from aios.errors import AdmissionRefused, DecisionRefused, RunFinished, RunNotFound
@@ -22,6 +27,7 @@ from aios.ledger import budget, runs
 from aios.models import PingInput, PingResult
 from aios.models.manifest import AgentManifest
 from aios.models.run import Decision, DecisionOutcome, DecisionRequest, ResumeRequest, RunInput, RunState
+from aios.rollouts import VersionDiff, diff_runs
 from aios.settings import Settings
 from aios.temporal_client import connect
 
@@ -109,7 +115,7 @@ class AiosClient:
         return RunStarted(run_id, agent, chosen.version, chosen.mode, shadow_id)
 
     async def _admit(self, manifest: AgentManifest) -> tuple[bool, tuple[AgentManifest, float, str] | None]:
-        async with await psycopg.AsyncConnection.connect(self.settings.resolved_database_url) as conn:
+        async with await self._db() as conn:
             tokens, cost = await budget.day_spend(conn, manifest.name)
             caps, model = manifest.budget, manifest.model
             # Refused when not even one turn's reservation would fit under today's caps.
@@ -140,6 +146,8 @@ class AiosClient:
             search_attributes=attributes,
             static_summary=summary[:200],
             result_type=RunState,
+            # Effect keys derive from the run id: a reused id would find its effects "done".
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
 
     # -- reading runs -------------------------------------------------------------------
@@ -239,9 +247,7 @@ class AiosClient:
         return await self._signal_agent_runs(agent, "resume", {"by": by})
 
     async def _set_agent_paused(self, agent: str, paused: bool, by: str) -> None:
-        async with await psycopg.AsyncConnection.connect(
-            self.settings.resolved_database_url, autocommit=True
-        ) as conn:
+        async with await self._db() as conn:
             await runs.set_agent_paused(conn, agent=agent, paused=paused, by=by)
 
     async def _signal_agent_runs(self, agent: str, signal: str, payload: dict[str, Any]) -> list[str]:
@@ -259,6 +265,30 @@ class AiosClient:
             await self.temporal.get_workflow_handle(run_id).signal(signal, payload)
         except RPCError as error:
             raise _not_found(run_id, error) from error
+
+    # -- canary rollouts ----------------------------------------------------------------
+
+    async def start_canary(
+        self, candidate: AgentManifest, *, share: float = 0.0, shadow: bool = False
+    ) -> None:
+        """A candidate version takes `share` of new runs (live), or shadows every run (shadow)."""
+        if not 0 <= share <= 1:
+            raise ValueError(f"share must be between 0 and 1, got {share}")
+        async with await self._db() as conn:
+            await runs.set_rollout(
+                conn, candidate=candidate, share=share, mode="shadow" if shadow else "live"
+            )
+
+    async def end_canary(self, agent: str) -> bool:
+        async with await self._db() as conn:
+            return await runs.end_rollout(conn, agent)
+
+    async def version_diff(self, agent: str, *, limit: int = 200) -> VersionDiff:
+        async with await self._db() as conn:
+            return diff_runs(await runs.recent_runs(conn, agent, limit))
+
+    async def _db(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(self.settings.resolved_database_url, autocommit=True)
 
     # -- the walking skeleton -----------------------------------------------------------
 

@@ -73,6 +73,7 @@ RECEIVED_EXCERPT = 300
 
 Verdict = Literal["approve", "reject"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 
 
 class RunAborted(Exception):
@@ -134,6 +135,7 @@ class AgentRunWorkflow:
         self._extra_cost = 0.0
         self._events: list[AuditEventRef] = []
         self._event_count = 0
+        self._cancelled = False
 
     # -- the run --------------------------------------------------------------------------
 
@@ -159,10 +161,12 @@ class AgentRunWorkflow:
         except ActivityError as failure:
             await self._compensate(saga, f"a step failed: {_cause(failure)}")
         except asyncio.CancelledError:
+            self._cancelled = True
             await self._compensate(saga, "cancelled by the operator")
-            await self._wrap_up(slot)
-            raise
         await self._wrap_up(slot)
+        if self._cancelled:
+            # Ends as Cancelled in Temporal, after compensating and recording everything.
+            raise asyncio.CancelledError("cancelled by the operator")
         return self._run.snapshot()
 
     async def _turns(self, saga: Saga[ActionCall]) -> None:
@@ -202,10 +206,11 @@ class AgentRunWorkflow:
             await self._pause_for_budget(result.grant.reason)
 
     async def _pause_for_budget(self, reason: str) -> None:
+        # Counted before recording: a resume sent the moment the pause is visible must count.
+        resumes = self._resumes
         self._event(f"turn-{self._run.turn}", "policy", "budget", "paused", rationale=reason)
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
-        resumes = self._resumes
         await workflow.wait_condition(lambda: self._resumes > resumes)
         self._set_status(RunStatus.RUNNING)
 
@@ -264,6 +269,11 @@ class AgentRunWorkflow:
             )
             await self._record()
             return
+        # Shadow runs only record what the policy would have done: nothing to approve or run.
+        if self._run.request.mode == "shadow":
+            self._add_step(step, proposed.action, verdict.grade, "shadowed", decided_by="shadow")
+            await self._record()
+            return
         decided_by = "policy"
         if verdict.grade is Grade.NEEDS_APPROVAL:
             approved, decided_by = await self._gate(step, proposed)
@@ -271,10 +281,6 @@ class AgentRunWorkflow:
                 self._add_step(step, proposed.action, verdict.grade, "rejected", decided_by=decided_by)
                 raise RunAborted(f"step {step} ({proposed.action}) was rejected by {decided_by}")
             await self._hold_while_paused()  # a pause sent while waiting holds the approved action
-        if self._run.request.mode == "shadow":
-            self._add_step(step, proposed.action, verdict.grade, "shadowed", decided_by=decided_by)
-            await self._record()
-            return
         await self._act(proposal, spec, decided_by, saga)
 
     async def _act(
@@ -351,7 +357,23 @@ class AgentRunWorkflow:
             self._finish(RunStatus.COMPENSATED, reason)
 
     async def _run_compensation(self, call: ActionCall) -> None:
-        await self._execute(call)
+        await self._despite_cancellation(
+            workflow.start_activity_method(
+                ActionActivities.execute,
+                call,
+                start_to_close_timeout=ACTION_TIMEOUT,
+                heartbeat_timeout=ACTION_HEARTBEAT_TIMEOUT,
+                retry_policy=ACTION_RETRY,
+            )
+        )
+
+    async def _despite_cancellation(self, work: asyncio.Future[T]) -> T:
+        """Undo and bookkeeping are never abandoned halfway: a cancel waits for them to finish."""
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            self._cancelled = True
+            return await work
 
     async def _execute(self, call: ActionCall) -> ActionResult:
         return await workflow.execute_activity_method(
@@ -627,7 +649,10 @@ class AgentRunWorkflow:
 
     async def _record(self) -> None:
         events, self._events = self._events, []
-        await workflow.execute_local_activity_method(
+        await self._start_record(events)
+
+    def _start_record(self, events: list[AuditEventRef]) -> asyncio.Future[None]:
+        return workflow.start_local_activity_method(
             AgentActivities.record,
             RecordRequest(
                 state=self._run.snapshot(),
@@ -639,11 +664,16 @@ class AgentRunWorkflow:
         )
 
     async def _wrap_up(self, slot: SlotRequest) -> None:
-        await workflow.execute_activity_method(
-            AgentActivities.release_slot, slot, start_to_close_timeout=BOOKKEEPING_TIMEOUT
+        await self._despite_cancellation(
+            workflow.start_activity_method(
+                AgentActivities.release_slot, slot, start_to_close_timeout=BOOKKEEPING_TIMEOUT
+            )
         )
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._record()
+        await self._despite_cancellation(
+            asyncio.ensure_future(workflow.wait_condition(workflow.all_handlers_finished))
+        )
+        events, self._events = self._events, []
+        await self._despite_cancellation(self._start_record(events))
 
 
 def _cause(failure: ActivityError) -> str:

@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 import yaml
 
-from aios.cli.common import fail, say, table
+from aios.cli.common import fail, run, say, settings, table
+from aios.client import AiosClient
 from aios.errors import ManifestInvalid
 from aios.manifests import agents_dir, find_manifest, list_manifests, load_manifest
 from aios.models.manifest import AgentManifest
+from aios.rollouts import VersionDiff
 
-app = typer.Typer(help="Agent manifests: validate, list, show.")
+app = typer.Typer(help="Agent manifests: validate, list, show; canary rollouts and their diff.")
 
 Outcome = AgentManifest | ManifestInvalid
 
@@ -98,3 +100,66 @@ def _row(path: Path, outcome: Outcome) -> tuple[str, ...]:
         actions = str(len(outcome.actions))
         cells = (outcome.name, outcome.version, outcome.mode, actions, model, str(path), "ok")
     return cells
+
+
+@app.command()
+def canary(
+    candidate_file: Path = typer.Argument(..., help="the new version's manifest file"),
+    share: float = typer.Option(0.0, "--share", min=0.0, max=1.0, help="fraction of new runs it takes"),
+    shadow: bool = typer.Option(False, "--shadow", help="run it in shadow beside every live run instead"),
+) -> None:
+    """Roll out a new manifest version to a share of runs, or in shadow beside them."""
+    if (share > 0) == shadow:
+        fail("choose one: --share FRACTION (live canary) or --shadow")
+    try:
+        candidate = load_manifest(candidate_file)
+    except ManifestInvalid as exc:
+        fail(str(exc))
+    current = find_manifest(candidate.name)
+    if current.version == candidate.version:
+        fail(f"{candidate_file} is already the current version ({current.version}); nothing to roll out")
+
+    async def go() -> None:
+        client = await AiosClient.connect(settings())
+        await client.start_canary(candidate, share=share, shadow=shadow)
+
+    run(go())
+    how = "in shadow beside every run" if shadow else f"on {share:.0%} of new runs"
+    say(f"{candidate.name}: version {candidate.version} now runs {how} (current: {current.version})")
+
+
+@app.command("canary-end")
+def canary_end(agent: str = typer.Argument(...)) -> None:
+    """Stop a rollout: every new run uses the manifest file again."""
+
+    async def go() -> bool:
+        return await (await AiosClient.connect(settings())).end_canary(agent)
+
+    say(f"{agent}: rollout ended" if run(go()) else f"{agent}: no rollout was active")
+
+
+@app.command()
+def diff(
+    agent: str = typer.Argument(...),
+    limit: int = typer.Option(200, "--limit", min=1, help="how many recent runs to compare"),
+) -> None:
+    """Compare the actions two versions proposed: shadow pairs side by side, then totals."""
+
+    async def go() -> VersionDiff:
+        return await (await AiosClient.connect(settings())).version_diff(agent, limit=limit)
+
+    report = run(go())
+    rows = [
+        (pair.live_run, _actions(pair.live), _actions(pair.shadow), "same" if pair.same else "DIFFERENT")
+        for pair in report.pairs
+    ]
+    table(f"{agent}: live vs shadow on the same task", ("live run", "live", "shadow", ""), rows)
+    totals = [
+        (version, report.runs_by_version[version], _actions(sorted(counts.elements())))
+        for version, counts in report.by_version.items()
+    ]
+    table(f"{agent}: proposals by manifest version", ("version", "runs", "proposed (action:grade)"), totals)
+
+
+def _actions(proposed: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{action}:{grade}" for action, grade in proposed) or "-"

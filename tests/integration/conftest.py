@@ -30,5 +30,13 @@ async def aios_client(
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=task_queue))
     yield AiosClient(temporal_client, settings)
+    await _terminate_leftovers(temporal_client, task_queue)
     stop.set()
     await worker
+
+
+async def _terminate_leftovers(client: Client, task_queue: str) -> None:
+    """Runs a test left waiting (paused, queued) would otherwise pile up in the dev server."""
+    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        await client.get_workflow_handle(execution.id).terminate("test finished")
