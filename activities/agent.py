@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -165,14 +166,24 @@ def _proposal(name: str, arguments: dict[str, Any], manifest: AgentManifest) -> 
     spec = manifest.actions.get(name)
     wanted = set(spec.params) if spec else set()
     params = {key: value for key, value in arguments.items() if key in wanted}
-    amount = params.get("amount")
     return ProposedAction(
         action=name,
         params=params,
-        amount=float(amount) if isinstance(amount, int | float) else None,
+        amount=_number(params.get("amount")),
         confidence=_clamp(arguments.get("confidence", 0.0)),
         rationale=str(arguments.get("rationale", "")),
     )
+
+
+def _number(value: Any) -> float | None:
+    """Models write numbers as text too ("250.00"); anything else is no amount at all."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _clamp(value: Any) -> float:

@@ -40,6 +40,17 @@ def _forbidden_risk(spec: ActionSpec, policy: PolicySpec, proposed: ProposedActi
     return None
 
 
+def _unreadable_amount(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) -> Verdict | None:
+    amount = proposed.amount
+    if amount is not None and amount < 0:
+        return Verdict(Grade.FORBIDDEN, f"amount {amount:g} is negative")
+    limited = spec.max_amount is not None or policy.approval_amount_over is not None
+    if amount is None and "amount" in spec.params and limited:
+        # Without a number the limits cannot be checked: a person looks instead.
+        return Verdict(Grade.NEEDS_APPROVAL, "the amount is missing or not a number, so limits cannot apply")
+    return None
+
+
 def _over_action_limit(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) -> Verdict | None:
     amount, limit = proposed.amount, spec.max_amount
     if amount is not None and limit is not None and amount > limit:
@@ -71,7 +82,14 @@ def _low_risk(spec: ActionSpec, policy: PolicySpec, proposed: ProposedAction) ->
     return None
 
 
-_RULES: tuple[Rule, ...] = (_forbidden_risk, _over_action_limit, _low_confidence, _large_amount, _low_risk)
+_RULES: tuple[Rule, ...] = (
+    _forbidden_risk,
+    _unreadable_amount,
+    _over_action_limit,
+    _low_confidence,
+    _large_amount,
+    _low_risk,
+)
 
 
 def may_approve(manifest: AgentManifest, approver: str, *, escalated: bool) -> bool:

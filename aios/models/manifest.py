@@ -72,6 +72,8 @@ class SlaSpec(Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> SlaSpec:
+        if self.remind_after <= timedelta(0):
+            raise ValueError("expected remind_after to be a positive duration, e.g. PT1H")
         if not self.remind_after <= self.escalate_after <= self.expire_after:
             raise ValueError("expected remind_after <= escalate_after <= expire_after")
         return self
@@ -88,6 +90,12 @@ class PolicySpec(Strict):
     approvers: list[str] = Field(min_length=1)
     escalation_approvers: list[str] = Field(default_factory=list)
     sla: SlaSpec = SlaSpec()
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> PolicySpec:
+        if not self.auto_max_risk.rank <= self.notify_max_risk.rank < self.forbidden_min_risk.rank:
+            raise ValueError("expected auto_max_risk <= notify_max_risk < forbidden_min_risk")
+        return self
 
 
 class MemorySpec(Strict):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from aios.models.manifest import AgentManifest, Grade
+from aios.models.manifest import AgentManifest, Grade, PolicySpec
 from aios.models.run import ProposedAction
 from aios.policy import grade_action, may_approve
 
@@ -180,3 +181,22 @@ def test_the_risk_thresholds_come_from_the_policy() -> None:
 )
 def test_who_may_approve(approver: str, escalated: bool, allowed: bool) -> None:
     assert may_approve(manifest(), approver, escalated=escalated) is allowed
+
+
+def test_negative_amount_is_forbidden_and_missing_amount_goes_to_a_person() -> None:
+    manifest = AgentManifest.model_validate(
+        {
+            "name": "amounts",
+            "actions": {"pay": {"connector": "noop", "risk": "low", "params": ["amount"], "max_amount": 50}},
+            "policy": {"approvers": ["alice"]},
+        }
+    )
+    negative = grade_action(manifest, ProposedAction(action="pay", amount=-5, confidence=0.99))
+    missing = grade_action(manifest, ProposedAction(action="pay", amount=None, confidence=0.99))
+    assert (negative.grade, "negative" in negative.reason) == (Grade.FORBIDDEN, True)
+    assert (missing.grade, "missing or not a number" in missing.reason) == (Grade.NEEDS_APPROVAL, True)
+
+
+def test_policy_thresholds_must_be_ordered() -> None:
+    with pytest.raises(ValidationError, match="auto_max_risk <= notify_max_risk < forbidden_min_risk"):
+        PolicySpec(approvers=["a"], auto_max_risk="high", notify_max_risk="medium")
