@@ -69,8 +69,19 @@ class AgentActivities:
 
     @activity.defn(name="agent.recall")
     async def recall(self, request: RecallRequest) -> RecallResult:
-        # Long-term memory arrives with the Memory issue; until then a run starts without context.
-        return RecallResult()
+        """What earlier runs did for the same subject, newest first, within the token budget."""
+        subject = request.task.get("subject") or request.task.get("customer")
+        if not subject or request.top_k == 0:
+            return RecallResult()
+        async with self._pool.connection() as conn:
+            rows = await runs.subject_history(
+                conn,
+                agent=request.agent,
+                subject=str(subject),
+                exclude_run=activity.info().workflow_id or "",
+                limit=request.top_k,
+            )
+        return _within_budget([_remember(row) for row in rows], request.token_budget)
 
     @activity.defn(name="agent.think")
     async def think(self, request: ThinkRequest) -> ThinkResult:
@@ -191,3 +202,26 @@ def _clamp(value: Any) -> float:
         return min(1.0, max(0.0, float(value)))
     except (TypeError, ValueError):
         return 0.0  # an unreadable confidence counts as none: the policy then asks a human
+
+
+def _remember(row: dict[str, Any]) -> str:
+    state = row["state"]
+    amounts = {p["step"]: p["proposed"].get("amount") for p in state.get("proposals", [])}
+    done = [
+        step["action"] + (f" {amounts[step['step']]:g}" if amounts.get(step["step"]) is not None else "")
+        for step in state.get("steps", [])
+        if step.get("status") == "executed"
+    ]
+    when = row["started_at"].date().isoformat()
+    return f"{when}: run {row['run_id']} ended {row['status']}; did: {', '.join(done) or 'nothing'}"
+
+
+def _within_budget(memories: list[str], token_budget: int) -> RecallResult:
+    kept, tokens = [], 0
+    for memory in memories:
+        cost = max(1, len(memory) // 4)  # the usual characters-per-token estimate
+        if tokens + cost > token_budget:
+            break
+        kept.append(memory)
+        tokens += cost
+    return RecallResult(memories=kept, tokens=tokens)

@@ -102,6 +102,7 @@ class RunProgress:
         self.cost = 0.0
         self.highest_risk: RiskClass | None = None
         self.outcome = ""
+        self.recalled: list[str] = []
 
     def snapshot(self) -> RunState:
         return RunState(
@@ -115,6 +116,7 @@ class RunProgress:
             proposals=list(self.proposals),
             steps=list(self.steps),
             refused_decisions=list(self.refused),
+            recalled=list(self.recalled),
             tokens_spent=self.tokens,
             cost_spent=round(self.cost, 6),
             highest_risk=self.highest_risk.value if self.highest_risk else "none",
@@ -180,6 +182,7 @@ class AgentRunWorkflow:
             ),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
         )
+        self._run.recalled = recalled.memories
         for turn in range(1, self._manifest.turn_limit + 1):
             self._run.turn = turn
             await self._hold_while_paused()

@@ -122,3 +122,19 @@ async def recent_runs(conn: AsyncConnection[Any], agent: str, limit: int = 200) 
     cursor = await conn.execute(RUN_STATES, (agent, limit))
     columns = [column.name for column in cursor.description or []]
     return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+
+
+SUBJECT_HISTORY = """
+SELECT run_id, status, state, started_at FROM aios_runs
+WHERE agent = %s AND (task->>'subject' = %s OR task->>'customer' = %s) AND run_id <> %s
+ORDER BY started_at DESC LIMIT %s
+"""
+
+
+async def subject_history(
+    conn: AsyncConnection[Any], *, agent: str, subject: str, exclude_run: str, limit: int
+) -> list[dict[str, Any]]:
+    """Earlier runs of this agent about the same subject (a task's `subject` or `customer`)."""
+    cursor = await conn.execute(SUBJECT_HISTORY, (agent, subject, subject, exclude_run, limit))
+    columns = [column.name for column in cursor.description or []]
+    return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]

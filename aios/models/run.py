@@ -132,6 +132,7 @@ class RunState(Payload):
     proposals: list[Proposal] = Field(default_factory=list)
     steps: list[StepRecord] = Field(default_factory=list)
     refused_decisions: list[RefusedDecision] = Field(default_factory=list)
+    recalled: list[str] = Field(default_factory=list, description="memories the run started with")
     tokens_spent: int = 0
     cost_spent: float = 0.0
     highest_risk: str = "none"

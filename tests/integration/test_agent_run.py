@@ -286,3 +286,20 @@ async def test_cancel_compensates_and_ends_cancelled(
         await aios_client.result(started.run_id)
     assert isinstance(failure.value.cause, CancelledError)
     assert effect_server.effects_for("/refund") == 1
+
+
+async def test_a_run_recalls_what_earlier_runs_did_for_the_same_customer(
+    aios_client: AiosClient, effect_server: EffectServer
+) -> None:
+    manifest = refund_like_manifest(effect_server.url)
+    first = await aios_client.start_run(manifest.name, SMALL, manifest=manifest)
+    assert (await aios_client.result(first.run_id)).recalled == []
+    second = await aios_client.start_run(manifest.name, SMALL, manifest=manifest)
+    recalled = (await aios_client.result(second.run_id)).recalled
+    assert len(recalled) == 1
+    assert first.run_id in recalled[0]
+    assert "did: charge, payout 40" in recalled[0]
+    other = await aios_client.start_run(
+        manifest.name, {**SMALL, "customer": "someone-else"}, manifest=manifest
+    )
+    assert (await aios_client.result(other.run_id)).recalled == []
