@@ -213,7 +213,7 @@ def _remember(row: dict[str, Any]) -> str:
         if step.get("status") == "executed"
     ]
     when = row["started_at"].date().isoformat()
-    return f"{when}: run {row['run_id']} ended {row['status']}; did: {', '.join(done) or 'nothing'}"
+    return f"{when}: run {row['run_id']} ({row['status']}) did: {', '.join(done) or 'nothing'}"
 
 
 def _within_budget(memories: list[str], token_budget: int) -> RecallResult:

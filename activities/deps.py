@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from aios.settings import Settings
 from connectors.actions.base import ActionConnector
+from connectors.actions.email import EmailConnector, SmtpConfig
 from connectors.actions.http import HttpActionConnector
 from connectors.actions.noop import NoopConnector
+from connectors.actions.payments import PaymentsConnector
+from connectors.actions.unconfigured import UnconfiguredConnector
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -35,13 +44,55 @@ async def open_deps(settings: Settings) -> ActivityDeps:
     )
     await pool.open(wait=True, timeout=30)
     http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
-    connectors: dict[str, ActionConnector] = {
-        "noop": NoopConnector(),
-        "http": HttpActionConnector(http),
-    }
+    connectors = build_connectors(settings, http)
     return ActivityDeps(settings=settings, pool=pool, http=http, connectors=connectors)
 
 
+def build_connectors(settings: Settings, http: httpx.AsyncClient) -> dict[str, ActionConnector]:
+    """Every action connector; one whose settings are missing fails when called, not at start-up."""
+    return {
+        "noop": NoopConnector(),
+        "http": HttpActionConnector(http),
+        "payments": payments_connector(settings),
+        "email": email_connector(settings),
+    }
+
+
+def payments_connector(settings: Settings) -> ActionConnector:
+    api_key = settings.resolved_stripe_api_key
+    if api_key is None:
+        return UnconfiguredConnector(
+            "payments",
+            missing=["AIOS_STRIPE_API_KEY"],
+            hint="or AIOS_STRIPE_BASE_URL=http://127.0.0.1:<port> for a local stripe-mock",
+        )
+    return PaymentsConnector(
+        api_key=api_key.get_secret_value(), base_url=settings.stripe_base_url, timeout=HTTP_TIMEOUT
+    )
+
+
+def email_connector(settings: Settings) -> ActionConnector:
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    required = {"AIOS_SMTP_HOST": settings.smtp_host, "AIOS_SMTP_FROM": settings.smtp_from}
+    missing = [variable for variable, value in required.items() if not value]
+    if settings.smtp_username and not password:
+        missing.append("AIOS_SMTP_PASSWORD")
+    if missing or settings.smtp_host is None or settings.smtp_from is None:
+        return UnconfiguredConnector("email", missing=missing)
+    config = SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        username=settings.smtp_username,
+        password=password,
+        starttls=settings.smtp_starttls,
+    )
+    return EmailConnector(config)
+
+
 async def close_deps(deps: ActivityDeps) -> None:
+    for connector in deps.connectors.values():
+        if isinstance(connector, Closeable):
+            await connector.aclose()
     await deps.http.aclose()
     await deps.pool.close()

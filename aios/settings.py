@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -26,6 +27,7 @@ ENV_PREFIX = "AIOS_"
 CONFIG_FILE_VARIABLE = "AIOS_CONFIG"
 DEFAULT_CONFIG_FILE = "aios.toml"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+STRIPE_MOCK_API_KEY = "sk_test_123"  # what stripe-mock accepts; never sent to a remote Stripe
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -68,6 +70,21 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="http(s) URL of a Qdrant server")
     qdrant_path: Path | None = Field(default=None, description="embedded Qdrant directory")
     data_dir: Path = Field(default=Path(".aios"))
+    stripe_api_key: SecretStr | None = Field(
+        default=None,
+        description="Stripe secret key for the `payments` connector; may stay unset only when "
+        "AIOS_STRIPE_BASE_URL is a loopback stripe-mock, which takes sk_test_123",
+    )
+    stripe_base_url: str = Field(
+        default="https://api.stripe.com",
+        description="Stripe API base URL; http://127.0.0.1:<port> for a local stripe-mock",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server of the `email` connector")
+    smtp_port: int = Field(default=587, gt=0, lt=65536, description="SMTP port (587: submission)")
+    smtp_from: str | None = Field(default=None, description="sender address of outgoing email")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if the server wants one")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_starttls: bool = Field(default=True, description="upgrade the SMTP connection with STARTTLS")
 
     @field_validator("temporal_address")
     @classmethod
@@ -87,6 +104,13 @@ class Settings(BaseSettings):
     def _check_qdrant_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:6333")
+        return value
+
+    @field_validator("stripe_base_url")
+    @classmethod
+    def _check_stripe_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, for example https://api.stripe.com")
         return value
 
     @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
@@ -137,6 +161,14 @@ class Settings(BaseSettings):
     @property
     def resolved_qdrant_path(self) -> Path:
         return self.qdrant_path if self.qdrant_path is not None else self.data_dir / "qdrant"
+
+    @property
+    def resolved_stripe_api_key(self) -> SecretStr | None:
+        """The configured key; stripe-mock's test key only when the API is on this machine."""
+        if self.stripe_api_key is not None:
+            return self.stripe_api_key
+        host = urlsplit(self.stripe_base_url).hostname or ""
+        return SecretStr(STRIPE_MOCK_API_KEY) if host in LOOPBACK_HOSTS else None
 
     def run_url(self, workflow_id: str) -> str:
         """Where the operator sees a workflow run in the Temporal Web UI."""

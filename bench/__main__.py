@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.report import Section, machine
 
 # One entry per benchmark module; each has `async def measure() -> Section`.
-BENCHMARKS = ["ping_roundtrip"]
+BENCHMARKS = ["ping_roundtrip", "conductor_overhead"]
 OUTPUT = Path("docs/BENCHMARKS.md")
 
 

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 
 class ConnectorError(Exception):
-    """Base of every connector error."""
+    """Base of every connector error; `status` is the service's answer code, when there was one."""
 
     retryable: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class TransportError(ConnectorError):
     """The request may not have reached the service (connection refused, reset)."""
 
     retryable = True
+
+
+class ConnectFailed(TransportError):
+    """No connection could be made: nothing was sent, so repeating the request is always safe."""
 
 
 class TimeoutError_(ConnectorError):
@@ -37,9 +45,17 @@ class RateLimited(ConnectorError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message, status=status)
         self.retry_after = retry_after
+
+
+class CircuitOpen(RateLimited):
+    """The connector's circuit breaker is open: the call was refused without reaching the service.
+
+    A kind of RateLimited so that the activity layer asks Temporal to wait out the cool-down
+    (`retry_after`) before the next attempt instead of spending attempts on a refusal.
+    """
 
 
 class ClientError(ConnectorError):

@@ -7,24 +7,27 @@ from typing import Any
 import httpx
 
 from connectors.actions.base import EffectRequest
-from connectors.errors import (
-    ClientError,
-    Conflict,
-    NotConfigured,
-    RateLimited,
-    ServerError,
-    TimeoutError_,
-    TransportError,
-)
+from connectors.breaker import BreakerSnapshot
+from connectors.errors import NotConfigured
+from connectors.http_base import IDEMPOTENCY_HEADER, ResilientHttp
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
+__all__ = ["IDEMPOTENCY_HEADER", "HttpActionConnector"]
+
+BODY_LIMIT = 1000
 
 
 class HttpActionConnector:
     name = "http"
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    def __init__(self, client: httpx.AsyncClient | None = None, *, http: ResilientHttp | None = None) -> None:
+        """Borrow `client` (its owner closes it), or take a ready ResilientHttp (tests, tuning)."""
+        self._http = http or ResilientHttp(self.name, client=client)
+
+    def breaker_state(self) -> BreakerSnapshot:
+        return self._http.breaker_state()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     async def perform(self, request: EffectRequest) -> dict[str, Any]:
         if not request.target:
@@ -32,38 +35,14 @@ class HttpActionConnector:
                 f"action {request.action!r} uses the http connector but has no `target` URL in its manifest"
             )
         body = {"action": request.action, "amount": request.amount, **request.params}
-        try:
-            response = await self._client.post(
-                request.target, json=body, headers={IDEMPOTENCY_HEADER: request.idempotency_key}
-            )
-        except httpx.TimeoutException as exc:
-            raise TimeoutError_(f"POST {request.target} timed out") from exc
-        except httpx.TransportError as exc:
-            raise TransportError(f"POST {request.target} failed: {type(exc).__name__}") from exc
-        return _result_of(response)
+        response = await self._http.request(
+            "POST", request.target, json=body, idempotency_key=request.idempotency_key
+        )
+        return {"status": response.status_code, "body": _payload_of(response)}
 
 
-def _result_of(response: httpx.Response) -> dict[str, Any]:
-    status = response.status_code
-    where = f"{response.request.method} {response.request.url}"
-    if status == 409:
-        raise Conflict(f"{where} answered 409: the key was used with a different request")
-    if status == 429:
-        raise RateLimited(f"{where} answered 429", retry_after=_retry_after(response))
-    if 400 <= status < 500:
-        raise ClientError(f"{where} answered {status}: {response.text[:200]}")
-    if status >= 500:
-        raise ServerError(f"{where} answered {status}")
+def _payload_of(response: httpx.Response) -> Any:
     try:
-        payload = response.json()
+        return response.json()
     except ValueError:
-        payload = {"body": response.text[:1000]}
-    return {"status": status, "body": payload}
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+        return {"body": response.text[:BODY_LIMIT]}

@@ -40,3 +40,16 @@ fi
 
 # 3. The Temporal CLI (built once with Go into .aios/bin when not found).
 "$VENV/bin/aios" dev install
+
+# 4. stripe-mock, Stripe's own API mock, for the payments connector's tests (built once with Go,
+#    through the machine's GOPROXY and GOSUMDB; the tests skip when it cannot be built).
+STRIPE_MOCK_VERSION=v0.203.0
+if [ ! -x .aios/bin/stripe-mock ]; then
+  if command -v go >/dev/null; then
+    say "building stripe-mock $STRIPE_MOCK_VERSION into .aios/bin"
+    mkdir -p .aios/bin
+    GOBIN="$PWD/.aios/bin" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
+  else
+    say "no Go here: stripe-mock is not built and the payments tests against it are skipped"
+  fi
+fi

@@ -298,7 +298,7 @@ async def test_a_run_recalls_what_earlier_runs_did_for_the_same_customer(
     recalled = (await aios_client.result(second.run_id)).recalled
     assert len(recalled) == 1
     assert first.run_id in recalled[0]
-    assert "did: charge, payout 40" in recalled[0]
+    assert "(completed) did: charge, payout 40" in recalled[0]
     other = await aios_client.start_run(
         manifest.name, {**SMALL, "customer": "someone-else"}, manifest=manifest
     )

@@ -81,9 +81,10 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
             if fault is not None and self._inject(fault, key, body):
                 return
             response, applied = self._apply(key, body)
-            self._answer(200, response)
+            # Recorded before answering: a client that has its answer must find its request here.
             with state.lock:
                 state.requests.append({"path": self.path, "key": key, "applied": applied})
+            self._answer(200, response)
 
         def _apply(self, key: str, body: bytes) -> tuple[dict[str, Any], bool]:
             with state.lock:
@@ -114,9 +115,9 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(fault.hang_seconds)
             if fault.status is not None:
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                self._answer(fault.status, {"error": "injected"}, headers)
                 with state.lock:
                     state.requests.append({"path": self.path, "key": key, "applied": False})
+                self._answer(fault.status, {"error": "injected"}, headers)
                 return True
             return False
 

@@ -64,12 +64,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_the_refund_desk_loads_as_written() -> None:
     desk = load_manifest(REFUND_DESK)
-    assert list(desk.actions) == ["lookup_customer", "issue_refund", "send_reply", "reverse_refund"]
+    assert list(desk.actions) == ["issue_refund", "send_reply", "reverse_refund"]
     refund = desk.actions["issue_refund"]
-    assert (refund.risk, refund.max_amount, refund.compensation) == (RiskClass.HIGH, 1000, "reverse_refund")
+    assert (refund.risk, refund.max_amount, refund.compensation) == (
+        RiskClass.MEDIUM,
+        100_000,
+        "reverse_refund",
+    )
+    assert (refund.connector, refund.target) == ("payments", "balance_credit")
+    assert desk.actions["reverse_refund"].target == "balance_debit"
     assert desk.actions["reverse_refund"].compensation_only
     assert "reverse_refund" not in desk.proposable_actions()
-    assert desk.policy.approval_amount_over == 100
+    assert desk.policy.approval_amount_over == 10_000
     assert (desk.policy.approvers, desk.policy.escalation_approvers) == (["alice"], ["bob"])
     assert desk.policy.sla.escalate_after == timedelta(hours=4)
     assert desk.policy.sla.expire_after == timedelta(hours=24)
