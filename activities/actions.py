@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from activities.deps import ActivityDeps
 from aios.ledger import effects
 from aios.models.run import ActionCall, ActionResult
 from connectors.actions.base import ActionConnector, EffectRequest
-from connectors.errors import ConnectorError, RateLimited, TimeoutError_
+from connectors.errors import ConnectFailed, ConnectorError, RateLimited, TimeoutError_, TransportError
 
 # The workflow's heartbeat timeout must be a few of these.
 HEARTBEAT_EVERY = timedelta(seconds=2)
@@ -53,7 +53,7 @@ class ActionActivities:
                 raise ApplicationError(str(exc), non_retryable=True, type=type(exc).__name__) from exc
         if record.finished:
             return _replayed(record)
-        return await self._perform(connector, call)
+        return await self._perform(connector, call, record.state)
 
     def _connector(self, name: str) -> ActionConnector:
         connector = self._connectors.get(name)
@@ -65,7 +65,9 @@ class ActionActivities:
             )
         return connector
 
-    async def _perform(self, connector: ActionConnector, call: ActionCall) -> ActionResult:
+    async def _perform(
+        self, connector: ActionConnector, call: ActionCall, known: effects.EffectState
+    ) -> ActionResult:
         request = EffectRequest(
             idempotency_key=call.effect_key,
             action=call.action,
@@ -77,19 +79,26 @@ class ActionActivities:
             async with _heartbeating():
                 response = await connector.perform(request)
         except ConnectorError as exc:
-            await self._record_failure(call, exc)
+            async with self._pool.connection() as conn:
+                await effects.finish(
+                    conn, key=call.effect_key, state=state_after_failure(known, exc), error=str(exc)
+                )
             raise _as_application_error(exc) from exc
         async with self._pool.connection() as conn:
             await effects.finish(conn, key=call.effect_key, state="succeeded", response=response)
         return ActionResult(status="succeeded", response=response)
 
-    async def _record_failure(self, call: ActionCall, error: ConnectorError) -> None:
-        # A timeout may have applied the effect: "unknown" until a retry or reconciliation says.
-        state: effects.EffectState = "unknown" if isinstance(error, TimeoutError_) else "pending"
-        if not error.retryable:
-            state = "failed"
-        async with self._pool.connection() as conn:
-            await effects.finish(conn, key=call.effect_key, state=state, error=str(error))
+
+def state_after_failure(known: effects.EffectState, error: ConnectorError) -> effects.EffectState:
+    """What the ledger may claim after a failed attempt, never forgetting a "maybe applied"."""
+    if isinstance(error, ConnectFailed):
+        return known  # nothing was sent
+    if isinstance(error, TimeoutError_ | TransportError):
+        return "unknown"  # the request may have arrived and been applied
+    if error.retryable:
+        return known  # the service answered that it did not do it (5xx, 429, open breaker)
+    # A final refusal now does not undo what an earlier, unanswered attempt may have done.
+    return "unknown" if known == "unknown" else "failed"
 
 
 @asynccontextmanager
@@ -106,6 +115,8 @@ async def _heartbeating() -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 def _request_fingerprint(call: ActionCall) -> dict[str, Any]:
