@@ -74,6 +74,7 @@ class ActionActivities:
             params=call.params,
             amount=call.amount,
             target=call.target,
+            original=call.original,
         )
         try:
             async with _heartbeating():

@@ -314,7 +314,7 @@ class AgentRunWorkflow:
             )
             raise
         if spec.compensation is not None:
-            saga.add(self._compensation_call(call, spec.compensation))
+            saga.add(self._compensation_call(call, spec.compensation, result.response))
         self._add_step(
             step,
             proposed.action,
@@ -334,7 +334,9 @@ class AgentRunWorkflow:
             )
         await self._record()
 
-    def _compensation_call(self, original: ActionCall, compensation: str) -> ActionCall:
+    def _compensation_call(
+        self, original: ActionCall, compensation: str, response: dict[str, Any]
+    ) -> ActionCall:
         spec = self._manifest.actions[compensation]
         return original.model_copy(
             update={
@@ -342,6 +344,10 @@ class AgentRunWorkflow:
                 "action": compensation,
                 "connector": spec.connector,
                 "target": spec.target,
+                # The undo takes the parameters it declares, and what the effect returned
+                # (e.g. the PaymentIntent a refund must name).
+                "params": {name: value for name, value in original.params.items() if name in spec.params},
+                "original": response,
             }
         )
 

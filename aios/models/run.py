@@ -191,6 +191,9 @@ class ActionCall(Payload):
     params: dict[str, Any] = Field(default_factory=dict)
     amount: float | None = None
     target: str | None = None
+    original: dict[str, Any] | None = Field(
+        default=None, description="for a compensation: the response of the effect it undoes"
+    )
 
 
 class ActionResult(Payload):

@@ -17,6 +17,9 @@ class EffectRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     amount: float | None = None
     target: str | None = None
+    original: dict[str, Any] | None = Field(
+        default=None, description="for a compensation: what the effect it undoes returned"
+    )
 
 
 class ActionConnector(Protocol):

@@ -146,6 +146,10 @@ def _payment_intent(request: EffectRequest) -> Form:
 
 
 def _refund(request: EffectRequest) -> Form:
+    # As a compensation, the refund undoes the PaymentIntent the original effect created.
+    original = request.original or {}
+    if "payment_intent" not in request.params and original.get("object") == "payment_intent":
+        return {"payment_intent": str(original["id"])}
     form: Form = {"payment_intent": _required(request.params, "payment_intent", request)}
     if "amount" in request.params or request.amount is not None:
         form["amount"] = str(_amount(request))

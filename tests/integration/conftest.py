@@ -11,6 +11,7 @@ from temporalio.client import Client
 from aios.client import AiosClient
 from aios.settings import Settings
 from tests.support.effect_server import EffectServer
+from tests.support.stripe_mock import stripe_mock_fixture  # noqa: F401  (shared fixture)
 from workers.main import run_worker
 
 
