@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="http(s) URL of a Qdrant server")
     qdrant_path: Path | None = Field(default=None, description="embedded Qdrant directory")
     data_dir: Path = Field(default=Path(".aios"))
+    connector_rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description='actions per second per connector, across all workers, e.g. {"payments": 20}',
+    )
+    effect_retention_days: int = Field(
+        default=90, gt=0, description="how long the effect ledger keeps finished effects' keys"
+    )
     stripe_api_key: SecretStr | None = Field(
         default=None,
         description="Stripe secret key for the `payments` connector; may stay unset only when "

@@ -1,24 +1,34 @@
 """The aios worker: one process that hosts every workflow and activity.
 
 Wiring lives here and only here: client (data converter, tracing), sandbox passthrough,
-the registries of workflows and activities, and graceful shutdown on SIGTERM/SIGINT.
+the registries of workflows and activities, one extra queue per connector (so a rate limit
+holds across all workers), breaker health reports, and graceful shutdown on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
+from contextlib import AsyncExitStack
 from datetime import timedelta
 
+from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
-from activities.deps import close_deps, open_deps
+from activities.actions import ActionActivities
+from activities.deps import ActivityDeps, close_deps, open_deps
+from aios.ledger import health
+from aios.queues import connector_queue
 from aios.settings import Settings
 from aios.telemetry import configure_tracing
 from aios.temporal_client import connect
+from connectors.breaker import breaker_states
 from workflows import WORKFLOWS
 
 log = logging.getLogger("aios.worker")
@@ -26,6 +36,8 @@ log = logging.getLogger("aios.worker")
 # The sandbox re-imports every module it does not pass through on each workflow run;
 # passing our pure model modules and pydantic through keeps start-up cost flat.
 PASSTHROUGH_MODULES = ("aios.models", "pydantic", "pydantic_core", "annotated_types")
+HEALTH_REPORT_EVERY = 5.0
+SHUTDOWN_GRACE = timedelta(seconds=10)
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
@@ -41,24 +53,61 @@ async def run_worker(
 ) -> None:
     """Run until `stop` is set, or until SIGTERM/SIGINT when no event is given."""
     configure_tracing("aios-worker")
+    queue = task_queue or settings.task_queue
     client = await connect(settings)
     deps = await open_deps(settings)
     stop_event = stop if stop is not None else _stop_on_signals()
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{queue}"
     try:
-        worker = Worker(
-            client,
-            task_queue=task_queue or settings.task_queue,
-            workflows=WORKFLOWS,
-            activities=build_activities(deps),
-            workflow_runner=workflow_runner(),
-            graceful_shutdown_timeout=timedelta(seconds=10),
-        )
-        async with worker:
-            log.info("worker polling task queue %s", task_queue or settings.task_queue)
+        async with AsyncExitStack() as workers:
+            for worker in _workers(client, deps, settings, queue):
+                await workers.enter_async_context(worker)
+            reporter = asyncio.create_task(_report_health(deps, worker_id, stop_event))
+            log.info("worker polling task queue %s and one queue per connector", queue)
             await stop_event.wait()
             log.info("shutting down: finishing in-flight activities")
+            await reporter
     finally:
         await close_deps(deps)
+
+
+def _workers(client: Client, deps: ActivityDeps, settings: Settings, queue: str) -> list[Worker]:
+    main = Worker(
+        client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(deps),
+        workflow_runner=workflow_runner(),
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
+    )
+    execute = ActionActivities(deps, deps.connectors).execute
+    per_connector = [
+        Worker(
+            client,
+            task_queue=connector_queue(queue, name),
+            activities=[execute],
+            # Enforced by the server for the whole queue: the limit holds across all workers.
+            max_task_queue_activities_per_second=settings.connector_rate_limits.get(name),
+            graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        )
+        for name in deps.connectors
+    ]
+    return [main, *per_connector]
+
+
+async def _report_health(deps: ActivityDeps, worker_id: str, stop: asyncio.Event) -> None:
+    """Write the breakers' state to Postgres every few seconds, for `aios status`."""
+    while not stop.is_set():
+        try:
+            async with deps.pool.connection() as conn:
+                await health.report(conn, worker_id, breaker_states(deps.connectors.values()))
+        except Exception:  # health reports must never take the worker down
+            log.warning("could not report connector health", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEALTH_REPORT_EVERY)
+    with contextlib.suppress(Exception):
+        async with deps.pool.connection() as conn:
+            await health.forget_worker(conn, worker_id)
 
 
 def _stop_on_signals() -> asyncio.Event:

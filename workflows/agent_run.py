@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         ThinkRequest,
     )
     from aios.policy import grade_action, may_approve
+    from aios.queues import connector_queue
 
 AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
 VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
@@ -370,6 +371,7 @@ class AgentRunWorkflow:
             workflow.start_activity_method(
                 ActionActivities.execute,
                 call,
+                task_queue=connector_queue(workflow.info().task_queue, call.connector),
                 start_to_close_timeout=ACTION_TIMEOUT,
                 heartbeat_timeout=ACTION_HEARTBEAT_TIMEOUT,
                 retry_policy=ACTION_RETRY,
@@ -388,6 +390,7 @@ class AgentRunWorkflow:
         return await workflow.execute_activity_method(
             ActionActivities.execute,
             call,
+            task_queue=connector_queue(workflow.info().task_queue, call.connector),
             start_to_close_timeout=ACTION_TIMEOUT,
             heartbeat_timeout=ACTION_HEARTBEAT_TIMEOUT,
             retry_policy=ACTION_RETRY,

@@ -103,3 +103,15 @@ async def list_effects(
     cursor = await conn.execute(LIST_EFFECTS, {"run_id": run_id, "limit": limit})
     columns = [column.name for column in cursor.description or []]
     return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+
+
+# Only finished effects are forgotten: a pending or unknown one still needs an answer.
+PRUNE_EFFECTS = """
+DELETE FROM aios_effects
+WHERE state IN ('succeeded', 'failed') AND updated_at < now() - make_interval(days => %s)
+"""
+
+
+async def prune(conn: AsyncConnection[Any], *, older_than_days: int) -> int:
+    cursor = await conn.execute(PRUNE_EFFECTS, (older_than_days,))
+    return cursor.rowcount

@@ -1,0 +1,92 @@
+"""`aios status`, `aios effects`, `aios prune-effects`: what the system is doing and did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import typer
+
+from aios import stack
+from aios.cli.common import run, say, settings, table
+from aios.ledger import effects, health
+
+app = typer.Typer()
+
+
+async def _query(call: Any) -> Any:
+    async with await psycopg.AsyncConnection.connect(
+        settings().resolved_database_url, autocommit=True
+    ) as conn:
+        return await call(conn)
+
+
+@app.command("status")
+def status() -> None:
+    """The local stack's health and every connector's circuit breaker, as workers report it."""
+    config = settings()
+    states = stack.status(config)
+    table("services", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
+    if any(s.name == "postgres" and s.state.startswith("down") for s in states):
+        raise typer.Exit(1)
+    rows = run(_query(health.recent))
+    if not rows:
+        say("no worker has reported connector health in the last 2 minutes (is `aios worker` running?)")
+        return
+    table(
+        "connector breakers",
+        ("connector", "worker", "state", "consecutive failures", "window failures/calls", "times opened"),
+        [
+            (
+                r["connector"],
+                r["worker_id"],
+                r["state"],
+                r["consecutive_failures"],
+                f"{r['window_failures']}/{r['window_calls']}",
+                r["times_opened"],
+            )
+            for r in rows
+        ],
+    )
+
+
+@app.command("effects")
+def list_effects(
+    run_id: str | None = typer.Argument(None, help="only this run's effects"),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+) -> None:
+    """The effect ledger: every external effect, its key, state and attempts."""
+
+    async def fetch(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
+        return await effects.list_effects(conn, run_id=run_id, limit=limit)
+
+    rows = run(_query(fetch))
+    table(
+        f"effects{' of ' + run_id if run_id else ''}",
+        ("key", "action", "connector", "state", "attempts", "updated", "error"),
+        [
+            (
+                r["effect_key"],
+                r["action"],
+                r["connector"],
+                r["state"],
+                r["attempts"],
+                r["updated_at"].isoformat(timespec="seconds"),
+                r["error"][:80],
+            )
+            for r in rows
+        ],
+    )
+
+
+@app.command("prune-effects")
+def prune_effects(
+    days: int | None = typer.Option(None, "--days", min=1, help="default: AIOS_EFFECT_RETENTION_DAYS"),
+) -> None:
+    """Forget finished effects older than the retention period (pending/unknown ones stay)."""
+    keep = days or settings().effect_retention_days
+
+    async def prune(conn: psycopg.AsyncConnection[Any]) -> int:
+        return await effects.prune(conn, older_than_days=keep)
+
+    say(f"forgot {run(_query(prune))} finished effect(s) older than {keep} days")

@@ -1,0 +1,9 @@
+"""Task queue names, shared by workflows (which route activities) and workers (which poll).
+
+Each connector's actions go to a queue of their own, so a rate limit set on that queue
+(`max_task_queue_activities_per_second`) holds across every worker of the deployment.
+"""
+
+
+def connector_queue(base: str, connector: str) -> str:
+    return f"{base}/connector/{connector}"
