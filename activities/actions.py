@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.deps import ActivityDeps
 from aios.ledger import effects
 from aios.models.run import ActionCall, ActionResult
+from aios.telemetry import tracer
 from connectors.actions.base import ActionConnector, EffectRequest
 from connectors.errors import ConnectFailed, ConnectorError, RateLimited, TimeoutError_, TransportError
 
@@ -77,7 +78,7 @@ class ActionActivities:
             original=call.original,
         )
         try:
-            async with _heartbeating():
+            async with _heartbeating(), _connector_span(call):
                 response = await connector.perform(request)
         except ConnectorError as exc:
             async with self._pool.connection() as conn:
@@ -100,6 +101,18 @@ def state_after_failure(known: effects.EffectState, error: ConnectorError) -> ef
         return known  # the service answered that it did not do it (5xx, 429, open breaker)
     # A final refusal now does not undo what an earlier, unanswered attempt may have done.
     return "unknown" if known == "unknown" else "failed"
+
+
+@asynccontextmanager
+async def _connector_span(call: ActionCall) -> AsyncIterator[None]:
+    """One span per connector call; the HTTP/SMTP request spans nest below it."""
+    attributes = {
+        "aios.connector": call.connector,
+        "aios.action": call.action,
+        "aios.effect.key": call.effect_key,
+    }
+    with tracer().start_as_current_span(f"{call.connector} {call.action}", attributes=attributes):
+        yield
 
 
 @asynccontextmanager

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='actions per second per connector, across all workers, e.g. {"payments": 20}',
     )
+    trace_file: Path | None = Field(
+        default=None,
+        description="JSON-lines span file used when no OTLP endpoint is set (default under data_dir)",
+    )
     effect_retention_days: int = Field(
         default=90, gt=0, description="how long the effect ledger keeps finished effects' keys"
     )
@@ -92,6 +96,20 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(default=None, description="SMTP login, if the server wants one")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
     smtp_starttls: bool = Field(default=True, description="upgrade the SMTP connection with STARTTLS")
+    payload_encryption: bool = Field(
+        default=True, description="encrypt Temporal payloads with AES-GCM (false: plain JSON payloads)"
+    )
+    payload_key_file: Path | None = Field(
+        default=None,
+        description="payload keyring file (lines `id:base64key`, current first, or JSON); unset "
+        "means <data_dir>/keys/payload-keys, created on first use when Temporal is local",
+    )
+    payload_keys: SecretStr | None = Field(
+        default=None, description="the payload keyring itself, in the key file's format; wins over the file"
+    )
+    codec_port: int = Field(
+        default=8234, gt=0, lt=65536, description="port of the local codec server for the Web UI"
+    )
 
     @field_validator("temporal_address")
     @classmethod
@@ -164,6 +182,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"postgresql://aios@127.0.0.1:{self.postgres_port}/aios"
+
+    @property
+    def resolved_trace_file(self) -> Path:
+        return self.trace_file if self.trace_file is not None else self.data_dir / "traces" / "spans.jsonl"
 
     @property
     def resolved_qdrant_path(self) -> Path:

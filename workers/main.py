@@ -52,7 +52,7 @@ async def run_worker(
     task_queue: str | None = None,
 ) -> None:
     """Run until `stop` is set, or until SIGTERM/SIGINT when no event is given."""
-    configure_tracing("aios-worker")
+    configure_tracing("aios-worker", trace_file=settings.resolved_trace_file)
     queue = task_queue or settings.task_queue
     client = await connect(settings)
     deps = await open_deps(settings)

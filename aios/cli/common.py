@@ -13,6 +13,7 @@ from rich.text import Text
 
 from aios.errors import AiosError
 from aios.settings import Settings, load_settings
+from aios.telemetry import configure_tracing
 
 console = Console(soft_wrap=True)
 error_console = Console(stderr=True)
@@ -39,6 +40,8 @@ def settings() -> Settings:
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; an AiosError becomes a one-paragraph message, not a traceback."""
+    # The CLI's own spans (a run's start, a signal) begin the traces the worker continues.
+    configure_tracing("aios-cli", trace_file=settings().resolved_trace_file)
     try:
         return asyncio.run(coroutine)
     except AiosError as exc:

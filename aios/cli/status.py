@@ -8,8 +8,9 @@ import psycopg
 import typer
 
 from aios import stack
-from aios.cli.common import run, say, settings, table
+from aios.cli.common import fail, run, say, settings, table
 from aios.ledger import effects, health
+from aios.tracefile import read_spans, render, trace_of_run
 
 app = typer.Typer()
 
@@ -90,3 +91,17 @@ def prune_effects(
         return await effects.prune(conn, older_than_days=keep)
 
     say(f"forgot {run(_query(prune))} finished effect(s) older than {keep} days")
+
+
+@app.command("trace")
+def show_trace(run_id: str = typer.Argument(..., help="the run whose trace to print")) -> None:
+    """Print a run's trace as a tree, from the local span file (when no OTLP endpoint is set)."""
+    path = settings().resolved_trace_file
+    roots = trace_of_run(read_spans([path.with_suffix(".old.jsonl"), path]), run_id)
+    if not roots:
+        fail(
+            f"no spans of {run_id} in {path}. Spans are written there when OTEL_EXPORTER_OTLP_ENDPOINT "
+            "is unset; with it set, look the run up in your trace backend instead."
+        )
+    for line in render(roots):
+        say(line)

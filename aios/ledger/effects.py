@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
+
+from aios.telemetry import tracer
 
 EffectState = Literal["pending", "succeeded", "failed", "unknown"]
 
@@ -31,6 +35,15 @@ FINISH_EFFECT = """
 UPDATE aios_effects SET state = %s, response = %s, error = %s, updated_at = now()
 WHERE effect_key = %s
 """
+
+
+def _sql_span(summary: str) -> AbstractContextManager[object]:
+    """A client span per ledger statement, named and attributed as OpenTelemetry's DB conventions say."""
+    return tracer().start_as_current_span(
+        summary,
+        kind=SpanKind.CLIENT,
+        attributes={"db.system.name": "postgresql", "db.query.summary": summary},
+    )
 
 
 class EffectConflict(Exception):
@@ -65,8 +78,9 @@ async def begin(
 ) -> EffectRecord:
     """Record the intent; return the row as it now stands (attempts == 1: first time)."""
     digest = request_hash(request)
-    cursor = await conn.execute(BEGIN_EFFECT, (key, run_id, action, connector, digest))
-    row = await cursor.fetchone()
+    with _sql_span("INSERT aios_effects"):
+        cursor = await conn.execute(BEGIN_EFFECT, (key, run_id, action, connector, digest))
+        row = await cursor.fetchone()
     if row is None:  # the key exists and is finished: nothing was updated
         cursor = await conn.execute(FIND_EFFECT, (key,))
         row = await cursor.fetchone()
@@ -87,7 +101,10 @@ async def finish(
     response: dict[str, Any] | None = None,
     error: str = "",
 ) -> None:
-    await conn.execute(FINISH_EFFECT, (state, Jsonb(response) if response is not None else None, error, key))
+    with _sql_span("UPDATE aios_effects"):
+        await conn.execute(
+            FINISH_EFFECT, (state, Jsonb(response) if response is not None else None, error, key)
+        )
 
 
 LIST_EFFECTS = """
@@ -115,3 +132,72 @@ WHERE state IN ('succeeded', 'failed') AND updated_at < now() - make_interval(da
 async def prune(conn: AsyncConnection[Any], *, older_than_days: int) -> int:
     cursor = await conn.execute(PRUNE_EFFECTS, (older_than_days,))
     return cursor.rowcount
+
+
+# -- reconciliation (DESIGN.md decision 4): settling an effect whose outcome is unknown ------
+
+# Conditional: only an open effect is settled, so the first conclusive answer wins and a
+# finished outcome is never rewritten. The row as it then stands comes back either way.
+RESOLVE_EFFECT = """
+UPDATE aios_effects SET state = %s, response = %s, error = %s, updated_at = now()
+WHERE effect_key = %s AND state IN ('pending', 'unknown')
+RETURNING state, response, error, attempts
+"""
+FIND_EFFECT_STATE = "SELECT state, response, error, attempts FROM aios_effects WHERE effect_key = %s"
+
+
+async def find(conn: AsyncConnection[Any], key: str) -> EffectRecord | None:
+    cursor = await conn.execute(FIND_EFFECT_STATE, (key,))
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    state, response, error, attempts = row
+    return EffectRecord(state=state, response=response, error=error, attempts=attempts)
+
+
+async def resolve(
+    conn: AsyncConnection[Any],
+    *,
+    key: str,
+    state: Literal["succeeded", "failed"],
+    response: dict[str, Any] | None = None,
+    error: str = "",
+) -> EffectRecord | None:
+    """Settle an open (pending/unknown) effect; return the row as it stands (None: no such key)."""
+    cursor = await conn.execute(
+        RESOLVE_EFFECT, (state, Jsonb(response) if response is not None else None, error, key)
+    )
+    row = await cursor.fetchone()
+    if row is None:  # already finished (someone answered first), or never recorded
+        return await find(conn, key)
+    settled, stored, stored_error, attempts = row
+    return EffectRecord(state=settled, response=stored, error=stored_error, attempts=attempts)
+
+
+# A redelivered event (same event id) inserts nothing: the caller learns it is a duplicate.
+RECORD_WEBHOOK_EVENT = """
+INSERT INTO aios_webhook_events (event_id, source, effect_key, payload)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING received_at
+"""
+# The first event received for an effect is its answer: later contradicting ones lose.
+FIRST_WEBHOOK_EVENT = """
+SELECT event_id, payload FROM aios_webhook_events WHERE effect_key = %s
+ORDER BY received_at, event_id LIMIT 1
+"""
+
+
+async def record_webhook_event(
+    conn: AsyncConnection[Any], *, event_id: str, source: str, effect_key: str, payload: dict[str, Any]
+) -> bool:
+    """Keep a webhook event once; False when its event id was received before."""
+    cursor = await conn.execute(RECORD_WEBHOOK_EVENT, (event_id, source, effect_key, Jsonb(payload)))
+    return await cursor.fetchone() is not None
+
+
+async def first_webhook_event(conn: AsyncConnection[Any], effect_key: str) -> dict[str, Any] | None:
+    """The payload of the first webhook event received for this effect, if any."""
+    cursor = await conn.execute(FIRST_WEBHOOK_EVENT, (effect_key,))
+    row = await cursor.fetchone()
+    return dict(row[1]) if row is not None else None
