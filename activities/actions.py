@@ -85,7 +85,7 @@ class ActionActivities:
                 await effects.finish(
                     conn, key=call.effect_key, state=state_after_failure(known, exc), error=str(exc)
                 )
-            raise _as_application_error(exc) from exc
+            raise as_application_error(exc) from exc
         async with self._pool.connection() as conn:
             await effects.finish(conn, key=call.effect_key, state="succeeded", response=response)
         return ActionResult(status="succeeded", response=response)
@@ -145,7 +145,7 @@ def _replayed(record: effects.EffectRecord) -> ActionResult:
     return ActionResult(status="succeeded", response=record.response or {}, replayed=True)
 
 
-def _as_application_error(error: ConnectorError) -> ApplicationError:
+def as_application_error(error: ConnectorError) -> ApplicationError:
     delay = None
     if isinstance(error, RateLimited) and error.retry_after is not None:
         delay = timedelta(seconds=error.retry_after)

@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.actions import as_application_error
 from activities.audit import INSERT_AUDIT
 from activities.deps import ActivityDeps
 from aios.ledger import budget, runs
@@ -26,9 +27,11 @@ from aios.models.run import (
     ThinkResult,
 )
 from aios.telemetry import current_trace_id
+from connectors.errors import ConnectorError
 from connectors.model import (
     ChatMessage,
     ChatRequest,
+    ChatResponse,
     ModelProvider,
     OfflineModel,
     ToolSpec,
@@ -45,10 +48,30 @@ class NoSlotYet(Exception):
     """All of the agent's concurrency slots are taken; Temporal retries, which queues the run."""
 
 
+class _TemporalErrors:
+    """A model provider whose connector errors reach Temporal as ApplicationErrors.
+
+    Without this a refused API key (NotConfigured) would be retried for ever, and a 429's
+    Retry-After would be ignored; with it they are final or waited out like an action's.
+    """
+
+    def __init__(self, provider: ModelProvider) -> None:
+        self._provider = provider
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        try:
+            return await self._provider.chat(request)
+        except ConnectorError as exc:
+            raise as_application_error(exc) from exc
+
+
 class AgentActivities:
     def __init__(self, deps: ActivityDeps, models: dict[str, ModelProvider] | None = None) -> None:
         self._pool = deps.pool
-        self._models: dict[str, ModelProvider] = models or {"offline": OfflineModel()}
+        providers = models or deps.models or {"offline": OfflineModel()}
+        self._models: dict[str, ModelProvider] = {
+            name: _TemporalErrors(provider) for name, provider in providers.items()
+        }
 
     @activity.defn(name="agent.acquire_slot")
     async def acquire_slot(self, request: SlotRequest) -> None:
@@ -104,8 +127,9 @@ class AgentActivities:
         provider = self._models.get(manifest.model.provider)
         if provider is None:
             raise ApplicationError(
-                f"model provider {manifest.model.provider!r} is not configured; "
-                f"available: {sorted(self._models)}",
+                f"model provider {manifest.model.provider!r} is not configured in this worker "
+                f"(available: {sorted(self._models)}); for `openai`, set AIOS_MODEL_BASE_URL to an "
+                "OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 for Ollama",
                 non_retryable=True,
                 type="ModelNotConfigured",
             )

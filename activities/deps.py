@@ -15,6 +15,7 @@ from connectors.actions.http import HttpActionConnector
 from connectors.actions.noop import NoopConnector
 from connectors.actions.payments import PaymentsConnector
 from connectors.actions.unconfigured import UnconfiguredConnector
+from connectors.model import ModelProvider, OfflineModel, OpenAICompatibleModel
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -30,6 +31,7 @@ class ActivityDeps:
     pool: AsyncConnectionPool
     http: httpx.AsyncClient
     connectors: dict[str, ActionConnector] = field(default_factory=dict)
+    models: dict[str, ModelProvider] = field(default_factory=dict)
 
 
 async def open_deps(settings: Settings) -> ActivityDeps:
@@ -45,7 +47,8 @@ async def open_deps(settings: Settings) -> ActivityDeps:
     await pool.open(wait=True, timeout=30)
     http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
     connectors = build_connectors(settings, http)
-    return ActivityDeps(settings=settings, pool=pool, http=http, connectors=connectors)
+    models = build_models(settings)
+    return ActivityDeps(settings=settings, pool=pool, http=http, connectors=connectors, models=models)
 
 
 def build_connectors(settings: Settings, http: httpx.AsyncClient) -> dict[str, ActionConnector]:
@@ -56,6 +59,19 @@ def build_connectors(settings: Settings, http: httpx.AsyncClient) -> dict[str, A
         "payments": payments_connector(settings),
         "email": email_connector(settings),
     }
+
+
+def build_models(settings: Settings) -> dict[str, ModelProvider]:
+    """The offline model always; `openai` only when its URL is set (else a run using it fails)."""
+    models: dict[str, ModelProvider] = {"offline": OfflineModel()}
+    if settings.model_base_url is not None:
+        api_key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
+        models["openai"] = OpenAICompatibleModel(
+            base_url=settings.model_base_url,
+            api_key=api_key,
+            timeout_seconds=settings.model_timeout_seconds,
+        )
+    return models
 
 
 def payments_connector(settings: Settings) -> ActionConnector:
@@ -91,8 +107,8 @@ def email_connector(settings: Settings) -> ActionConnector:
 
 
 async def close_deps(deps: ActivityDeps) -> None:
-    for connector in deps.connectors.values():
-        if isinstance(connector, Closeable):
-            await connector.aclose()
+    for closeable in [*deps.connectors.values(), *deps.models.values()]:
+        if isinstance(closeable, Closeable):
+            await closeable.aclose()
     await deps.http.aclose()
     await deps.pool.close()

@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     smtp_username: str | None = Field(default=None, description="SMTP login, if the server wants one")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
     smtp_starttls: bool = Field(default=True, description="upgrade the SMTP connection with STARTTLS")
+    model_base_url: str | None = Field(
+        default=None,
+        description="base URL of an OpenAI-compatible API, version included, for manifests whose "
+        "model provider is `openai`: https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama)",
+    )
+    model_api_key: SecretStr | None = Field(
+        default=None, description="API key of the model API; local servers (Ollama) need none"
+    )
+    model_timeout_seconds: float = Field(default=60, gt=0, description="longest wait for one model answer")
     payload_encryption: bool = Field(
         default=True, description="encrypt Temporal payloads with AES-GCM (false: plain JSON payloads)"
     )
@@ -129,6 +138,13 @@ class Settings(BaseSettings):
     def _check_qdrant_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:6333")
+        return value
+
+    @field_validator("model_base_url")
+    @classmethod
+    def _check_model_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:11434/v1")
         return value
 
     @field_validator("stripe_base_url")

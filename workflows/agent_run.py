@@ -13,8 +13,14 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 
+from workflows.reconcile import ReconcileEffectWorkflow
 from workflows.saga import Saga
 
 with workflow.unsafe.imports_passed_through():
@@ -22,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.actions import ActionActivities
     from activities.agent import AgentActivities
+    from activities.reconcile import ReconcileInput, ReconcileResult
     from aios.models.manifest import ActionSpec, Grade, RiskClass
     from aios.models.run import (
         ActionCall,
@@ -50,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from aios.policy import grade_action, may_approve
     from aios.queues import connector_queue
+    from aios.webhooks import reconcile_workflow_id
+    from connectors import errors as connector_errors
 
 AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
 VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
@@ -57,6 +66,8 @@ STATE_KEY = SearchAttributeKey.for_keyword("AiosState")
 RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# A real model on a CPU can take minutes, with the connector's own retries on top.
+THINK_TIMEOUT = timedelta(minutes=5)
 ACTION_TIMEOUT = timedelta(seconds=60)
 # The execute activity heartbeats every 2 s: a worker that died mid-call is noticed in 10 s.
 ACTION_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
@@ -71,6 +82,14 @@ SLOT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=15)
 )
 RECEIVED_EXCERPT = 300
+# After a connector's final failure the ledger may say "unknown" (some attempt may have applied
+# the effect): a ReconcileEffect child reads the ledger and settles it by asking, never guessing.
+RECONCILE_PATCH = "reconcile-unknown-effects"
+CONNECTOR_ERRORS = frozenset(
+    name
+    for name, value in vars(connector_errors).items()
+    if isinstance(value, type) and issubclass(value, connector_errors.ConnectorError)
+)
 
 Verdict = Literal["approve", "reject"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -201,7 +220,7 @@ class AgentRunWorkflow:
             result = await workflow.execute_local_activity_method(
                 AgentActivities.think,
                 ThinkRequest(plan=self._plan_request(turn, memories), budget=self._budget_request(turn)),
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                start_to_close_timeout=THINK_TIMEOUT,
             )
             if result.plan is not None:
                 self._run.tokens += result.plan.tokens_used
@@ -301,19 +320,23 @@ class AgentRunWorkflow:
             amount=proposed.amount,
             target=spec.target,
         )
+        reconciled: ReconcileResult | None = None
         try:
             result = await self._execute(call)
         except ActivityError as failure:
-            self._add_step(
-                step,
-                proposed.action,
-                grade,
-                "failed",
-                decided_by=decided_by,
-                effect_key=call.effect_key,
-                detail={"error": _cause(failure)},
-            )
-            raise
+            reconciled = await self._reconcile(call, failure)
+            if reconciled is None or reconciled.outcome != "succeeded":
+                self._add_step(
+                    step,
+                    proposed.action,
+                    grade,
+                    "failed",
+                    decided_by=decided_by,
+                    effect_key=call.effect_key,
+                    detail={"error": _cause(failure), **_reconciled(reconciled)},
+                )
+                raise
+            result = ActionResult(status="succeeded", response=reconciled.response)
         if spec.compensation is not None:
             saga.add(self._compensation_call(call, spec.compensation, result.response))
         self._add_step(
@@ -323,7 +346,7 @@ class AgentRunWorkflow:
             "executed",
             decided_by=decided_by,
             effect_key=call.effect_key,
-            detail={"replayed": result.replayed},
+            detail={"replayed": result.replayed, **_reconciled(reconciled)},
         )
         if grade is Grade.AUTO_AND_NOTIFY:
             self._event(
@@ -334,6 +357,46 @@ class AgentRunWorkflow:
                 rationale=f"{proposed.action} ran without approval; the policy asks to tell you",
             )
         await self._record()
+
+    async def _reconcile(self, call: ActionCall, failure: ActivityError) -> ReconcileResult | None:
+        """Settle an effect the ledger calls unknown; None when there is nothing to ask about."""
+        cause = failure.cause
+        if not (isinstance(cause, ApplicationError) and cause.type in CONNECTOR_ERRORS):
+            return None
+        if not workflow.patched(RECONCILE_PATCH):
+            return None
+        request = ReconcileInput(
+            effect_key=call.effect_key,
+            run_id=call.run_id,
+            connector=call.connector,
+            action=call.action,
+            params=call.params,
+            amount=call.amount,
+            target=call.target,
+            original=call.original,
+        )
+        try:
+            # The reconciler settles the ledger whatever becomes of this run: it is abandoned,
+            # not cancelled or terminated, with the run.
+            result = await workflow.execute_child_workflow(
+                ReconcileEffectWorkflow.run,
+                request,
+                id=reconcile_workflow_id(call.effect_key),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                cancellation_type=workflow.ChildWorkflowCancellationType.ABANDON,
+            )
+        except (ChildWorkflowError, WorkflowAlreadyStartedError):
+            return None
+        if result.outcome != "not_unknown":
+            self._event(
+                f"step-{call.step}",
+                "reconciler",
+                call.action,
+                f"reconciled:{result.outcome}",
+                rationale=result.detail,
+                detail=_reconciled(result),
+            )
+        return result
 
     def _compensation_call(
         self, original: ActionCall, compensation: str, response: dict[str, Any]
@@ -691,6 +754,16 @@ class AgentRunWorkflow:
 def _cause(failure: ActivityError) -> str:
     cause = failure.cause
     return str(cause) if cause is not None else str(failure)
+
+
+def _reconciled(result: ReconcileResult | None) -> dict[str, Any]:
+    if result is None or result.outcome == "not_unknown":
+        return {}
+    return {
+        "reconciled": result.outcome,
+        "resolved_by": result.resolved_by,
+        "needs_operator": result.needs_operator,
+    }
 
 
 def _first_line(error: Exception) -> str:

@@ -1,6 +1,7 @@
 """Model providers behind one interface: chat with tool calls, OpenAI-shaped."""
 
 from connectors.model.offline import OfflineModel
+from connectors.model.openai import OpenAICompatibleModel
 from connectors.model.types import (
     ChatMessage,
     ChatRequest,
@@ -16,6 +17,7 @@ __all__ = [
     "ChatResponse",
     "ModelProvider",
     "OfflineModel",
+    "OpenAICompatibleModel",
     "ToolCall",
     "ToolSpec",
 ]
