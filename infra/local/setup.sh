@@ -53,3 +53,14 @@ if [ ! -x .aios/bin/stripe-mock ]; then
     say "no Go here: stripe-mock is not built and the payments tests against it are skipped"
   fi
 fi
+
+# 5. Chromium for the browser tests (tests/browser): Debian's package, driven by Playwright, which
+#    never downloads a browser of its own. Without apt-get, install it yourself or deselect the
+#    tests with -m "not browser".
+if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    apt_install chromium
+  else
+    say "no apt-get here: install Chromium for tests/browser yourself, or run pytest -m 'not browser'"
+  fi
+fi
