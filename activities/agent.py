@@ -6,13 +6,13 @@ import json
 import math
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.actions import as_application_error
-from activities.audit import INSERT_AUDIT
+from activities.audit import run_entries
 from activities.deps import ActivityDeps
+from aios.audit import append
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
@@ -151,21 +151,8 @@ class AgentActivities:
         trace_id = current_trace_id()
         state = request.state
         async with self._pool.connection() as conn, conn.transaction():
-            for event in request.events:
-                await conn.execute(
-                    INSERT_AUDIT,
-                    (
-                        event.key,
-                        state.run_id,
-                        event.step,
-                        event.actor,
-                        event.action,
-                        event.outcome,
-                        event.rationale,
-                        Jsonb({**event.detail, "manifest_version": state.manifest_version}),
-                        trace_id,
-                    ),
-                )
+            # Chained under the audit lock, held to commit; a retried record skips its rows.
+            await append(conn, run_entries(request.events, state, trace_id))
             await runs.mirror_run(conn, state, task=request.task, paired_with=request.paired_with)
 
 

@@ -1,22 +1,16 @@
-"""Audit activities: every step and decision becomes one row, written once."""
+"""Audit activities: every step and decision becomes one chained row, written once."""
 
 from __future__ import annotations
 
-from psycopg.types.json import Jsonb
+from collections.abc import Sequence
+
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 
+from aios.audit import AuditEntry, append
 from aios.models import AuditEvent, AuditReceipt
+from aios.models.run import AuditEventRef, RunState
 from aios.telemetry import current_trace_id
-
-# ON CONFLICT makes a retried activity a no-op; the second statement then finds the row.
-INSERT_AUDIT = """
-INSERT INTO aios_audit (event_key, run_id, step, actor, action, outcome, rationale, detail, trace_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (event_key) DO NOTHING
-RETURNING id
-"""
-FIND_AUDIT = "SELECT id FROM aios_audit WHERE event_key = %s"
 
 
 class AuditActivities:
@@ -25,25 +19,38 @@ class AuditActivities:
 
     @activity.defn(name="audit.record")
     async def record(self, event: AuditEvent) -> AuditReceipt:
+        """Idempotent by event key: a retry finds the row it wrote and reports it as not new."""
+        entry = AuditEntry(
+            event_key=event.event_key,
+            run_id=event.run_id,
+            step=event.step,
+            actor=event.actor,
+            action=event.action,
+            outcome=event.outcome,
+            rationale=event.rationale,
+            detail=event.detail,
+            trace_id=current_trace_id(),
+        )
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                INSERT_AUDIT,
-                (
-                    event.event_key,
-                    event.run_id,
-                    event.step,
-                    event.actor,
-                    event.action,
-                    event.outcome,
-                    event.rationale,
-                    Jsonb(event.detail),
-                    current_trace_id(),
-                ),
-            )
-            row = await cursor.fetchone()
-            if row is not None:
-                return AuditReceipt(audit_id=row[0], newly_recorded=True)
-            cursor = await conn.execute(FIND_AUDIT, (event.event_key,))
-            existing = await cursor.fetchone()
-            assert existing is not None, "a conflicting row cannot vanish inside one connection"
-            return AuditReceipt(audit_id=existing[0], newly_recorded=False)
+            (appended,) = await append(conn, [entry])
+        return AuditReceipt(audit_id=appended.audit_id, newly_recorded=appended.newly_recorded)
+
+
+def run_entries(events: Sequence[AuditEventRef], state: RunState, trace_id: str | None) -> list[AuditEntry]:
+    """An agent run's events as audit entries, each naming the manifest version it ran under."""
+    return [
+        AuditEntry(
+            event_key=event.key,
+            run_id=state.run_id,
+            step=event.step,
+            actor=event.actor,
+            action=event.action,
+            outcome=event.outcome,
+            rationale=event.rationale,
+            # Kept in detail as before (readers may look for it there), and in its own column.
+            detail={**event.detail, "manifest_version": state.manifest_version},
+            manifest_version=state.manifest_version,
+            trace_id=trace_id,
+        )
+        for event in events
+    ]

@@ -24,6 +24,7 @@ from activities import build_activities
 from activities.actions import ActionActivities
 from activities.deps import ActivityDeps, close_deps, open_deps
 from aios.ledger import health
+from aios.metrics import install_metrics
 from aios.queues import connector_queue
 from aios.settings import Settings
 from aios.telemetry import configure_tracing
@@ -54,8 +55,10 @@ async def run_worker(
     """Run until `stop` is set, or until SIGTERM/SIGINT when no event is given."""
     configure_tracing("aios-worker", trace_file=settings.resolved_trace_file)
     queue = task_queue or settings.task_queue
-    client = await connect(settings)
     deps = await open_deps(settings)
+    # Before connecting: Temporal's runtime metrics come from the runtime the client is built on.
+    metrics = install_metrics(settings, deps.pool)
+    client = await connect(settings)
     stop_event = stop if stop is not None else _stop_on_signals()
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{queue}"
     try:
@@ -68,6 +71,7 @@ async def run_worker(
             log.info("shutting down: finishing in-flight activities")
             await reporter
     finally:
+        await metrics.close()
         await close_deps(deps)
 
 
