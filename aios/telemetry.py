@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from aios.redaction import RedactingSpanExporter
 from aios.tracefile import JsonLinesSpanExporter
 
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -33,9 +34,11 @@ def configure_tracing(default_service_name: str, *, trace_file: Path | None = No
     if any(os.environ.get(variable) for variable in OTLP_ENDPOINT_VARIABLES):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter())))
     elif trace_file is not None:
-        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(trace_file)))
+        provider.add_span_processor(
+            BatchSpanProcessor(RedactingSpanExporter(JsonLinesSpanExporter(trace_file)))
+        )
     trace.set_tracer_provider(provider)
     HTTPXClientInstrumentor().instrument()
     return provider

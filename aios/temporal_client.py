@@ -1,16 +1,32 @@
 """Connecting to Temporal the one way every aios process does it.
 
-The pydantic data converter and the OpenTelemetry tracing interceptor are always on,
-so a client and a worker can never disagree about payloads or lose a trace.
+The data converter (pydantic, the AES-GCM payload codec, failures with secrets masked) and
+the OpenTelemetry tracing interceptor are always on, so a client and a worker can never
+disagree about payloads or lose a trace. A worker built on this client inherits its converter.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
+from aios.codec import codec_for
+from aios.redaction import failure_converter_class, redactor_for
 from aios.settings import Settings
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads, encrypted unless AIOS_PAYLOAD_ENCRYPTION=false."""
+    codec = codec_for(settings)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=failure_converter_class(redactor_for(settings), encrypt=codec is not None),
+    )
 
 
 def _tls_config(settings: Settings) -> TLSConfig | bool:
@@ -29,7 +45,7 @@ async def connect(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         interceptors=[TracingInterceptor()],
         tls=_tls_config(settings),
         api_key=api_key,

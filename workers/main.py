@@ -26,6 +26,7 @@ from activities.deps import ActivityDeps, close_deps, open_deps
 from aios.ledger import health
 from aios.metrics import install_metrics
 from aios.queues import connector_queue
+from aios.redaction import install_redaction
 from aios.settings import Settings
 from aios.telemetry import configure_tracing
 from aios.temporal_client import connect
@@ -53,6 +54,7 @@ async def run_worker(
     task_queue: str | None = None,
 ) -> None:
     """Run until `stop` is set, or until SIGTERM/SIGINT when no event is given."""
+    install_redaction(settings)
     configure_tracing("aios-worker", trace_file=settings.resolved_trace_file)
     queue = task_queue or settings.task_queue
     deps = await open_deps(settings)

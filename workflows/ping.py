@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -28,7 +29,8 @@ class PingWorkflow:
                 action="ping",
                 outcome="recorded",
                 rationale="walking skeleton: proves client, Temporal, worker and Postgres work",
-                detail={"message": request.message},
+                # The audit keeps a fingerprint, not the text: payloads stay out of plain-text stores.
+                detail={"message_sha256": hashlib.sha256(request.message.encode()).hexdigest()},
             ),
             start_to_close_timeout=timedelta(seconds=30),
         )

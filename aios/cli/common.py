@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aios.errors import AiosError
+from aios.redaction import install_redaction
 from aios.settings import Settings, load_settings
 from aios.telemetry import configure_tracing
 
@@ -33,9 +34,11 @@ def say(message: str, style: str | None = None) -> None:
 
 def settings() -> Settings:
     try:
-        return load_settings()
+        loaded = load_settings()
     except AiosError as exc:
         fail(str(exc), code=2)
+    install_redaction(loaded)  # secrets never reach this process's log output
+    return loaded
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

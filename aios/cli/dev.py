@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from aios import stack
+from aios import codec_server, stack
 from aios.cli.common import console, fail, settings, table
+from aios.codec import rotate_key
 from aios.errors import AiosError
 from aios.stack import temporal
 
@@ -38,6 +39,11 @@ def up() -> None:
         fail(str(exc))
     if config.temporal_is_local:
         console.print(f"[bold]Temporal Web UI:[/] {config.temporal_ui_url}", highlight=False)
+    if config.payload_encryption:
+        console.print(
+            f"[bold]Payloads:[/] encrypted; the Web UI decrypts them through {codec_server.url(config)}",
+            highlight=False,
+        )
     table(
         "aios local stack",
         ("service", "where", "state"),
@@ -72,9 +78,24 @@ def status() -> None:
         raise typer.Exit(1)
 
 
+@app.command("rotate-key")
+def rotate_key_command() -> None:
+    """Add a new current payload key; the old keys stay, so older payloads still decrypt."""
+    try:
+        path, keyring = rotate_key(settings())
+    except AiosError as exc:
+        fail(str(exc))
+    console.print(f"new payload key {keyring.current} written to {path}", highlight=False)
+    console.print(
+        f"kept {len(keyring.keys) - 1} older key(s) for decryption. Running workers, clients and the "
+        "codec server read the new key when they meet it; they encrypt with it after a restart.",
+        highlight=False,
+    )
+
+
 @app.command()
 def logs(
-    service: str = typer.Argument("temporal", help="temporal or postgres"),
+    service: str = typer.Argument("temporal", help="temporal, postgres or codec-server"),
     lines: int = typer.Option(40, "--lines", "-n", min=1, help="how many lines from the end"),
 ) -> None:
     """Print the end of a service's log."""

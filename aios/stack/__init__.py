@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aios import codec_server
+from aios.codec import key_file, load_keyring
 from aios.settings import Settings
 from aios.stack import postgres, qdrant, temporal
 from aios.stack.process import terminate
@@ -27,7 +29,8 @@ class ServiceState:
 
 def up(settings: Settings, progress: Progress) -> list[ServiceState]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    states = [_up_temporal(settings, progress), _up_postgres(settings)]
+    # The codec server first: the Web UI the dev server serves points at it.
+    states = [_up_codec_server(settings), _up_temporal(settings, progress), _up_postgres(settings)]
     applied = asyncio.run(migrate(settings.resolved_database_url))
     states.append(ServiceState("migrations", "aios_migrations", f"{len(applied)} applied, schema current"))
     states.append(ServiceState("qdrant", qdrant.describe(settings), qdrant.prepare(settings)))
@@ -39,6 +42,16 @@ def _up_temporal(settings: Settings, progress: Progress) -> ServiceState:
         return ServiceState("temporal", settings.temporal_address, "external (not started here)")
     state = temporal.start(settings, progress)
     return ServiceState("temporal", f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})", state)
+
+
+def _up_codec_server(settings: Settings) -> ServiceState:
+    location = codec_server.url(settings)
+    if not settings.payload_encryption:
+        return ServiceState("codec server", location, "not started (AIOS_PAYLOAD_ENCRYPTION=false)")
+    # Made (or checked) here, so a bad key file stops `up` with its message, not a worker later.
+    keyring = load_keyring(settings)
+    state = codec_server.start(settings)
+    return ServiceState("codec server", f"{location} (key {keyring.current})", state)
 
 
 def _up_postgres(settings: Settings) -> ServiceState:
@@ -55,6 +68,7 @@ def down(settings: Settings) -> list[ServiceState]:
         terminate(pid)
         temporal.files(settings).pid_file.unlink(missing_ok=True)
     states.append(ServiceState("temporal", settings.temporal_address, "stopped" if pid else "not running"))
+    states.append(ServiceState("codec server", codec_server.url(settings), codec_server.stop(settings)))
     if settings.postgres_is_local:
         states.append(
             ServiceState("postgres", redact_url(settings.resolved_database_url), postgres.stop(settings))
@@ -75,7 +89,17 @@ def status(settings: Settings) -> list[ServiceState]:
             asyncio.run(_postgres_health(settings)),
         ),
         ServiceState("qdrant", qdrant.describe(settings), qdrant.health(settings)),
+        _codec_server_status(settings),
     ]
+
+
+def _codec_server_status(settings: Settings) -> ServiceState:
+    location = codec_server.url(settings)
+    if not settings.payload_encryption:
+        return ServiceState("codec server", location, "off (AIOS_PAYLOAD_ENCRYPTION=false)")
+    keys = "AIOS_PAYLOAD_KEYS" if settings.payload_keys is not None else key_file(settings)
+    state = "healthy" if codec_server.healthy(settings) else "down"
+    return ServiceState("codec server", f"{location} (keys in {keys})", state)
 
 
 async def _postgres_health(settings: Settings) -> str:
@@ -98,4 +122,5 @@ def log_files(settings: Settings) -> dict[str, str]:
     return {
         "temporal": str(temporal.files(settings).log_file),
         "postgres": str(postgres.files(settings).log_file),
+        "codec-server": str(codec_server.files(settings).log_file),
     }

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from aios import codec_server
 from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, wait_until
@@ -133,7 +134,9 @@ def start(settings: Settings, progress: Progress) -> str:
     service = files(settings)
     if healthy(settings):
         pid = service.read_pid()
-        return f"already running (pid {pid})" if pid else "already running (not started by aios)"
+        if pid is None:
+            return "already running (not started by aios)"
+        return f"already running (pid {pid}){_missing_codec_note(pid)}"
     binary = ensure_binary(settings, progress)
     ensure_port_free(settings.temporal_port, "the Temporal dev server", "AIOS_TEMPORAL_ADDRESS")
     ensure_port_free(settings.temporal_ui_port, "the Temporal Web UI", "AIOS_TEMPORAL_UI_PORT")
@@ -168,10 +171,24 @@ def _server_argv(binary: Path, settings: Settings) -> list[str]:
         settings.temporal_namespace,
         "--log-level",
         "warn",
+        # The Web UI asks this server (from the operator's browser) to decrypt payloads.
+        "--ui-codec-endpoint",
+        codec_server.url(settings),
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         argv += ["--search-attribute", f"{name}={kind}"]
     return argv
+
+
+def _missing_codec_note(pid: int) -> str:
+    """A server started before the codec server existed shows encrypted payloads in its UI."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return ""  # not Linux: nothing to check cheaply
+    if b"--ui-codec-endpoint" in argv:
+        return ""
+    return "; its Web UI has no codec endpoint: `aios dev down && aios dev up` to see payloads decrypted"
 
 
 def healthy(settings: Settings) -> bool:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from aios.client import AiosClient
 from aios.settings import Settings
@@ -30,14 +32,17 @@ async def aios_client(
     settings = stack_settings.model_copy(update={"task_queue": task_queue})
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=task_queue))
-    yield AiosClient(temporal_client, settings)
-    await _terminate_leftovers(temporal_client, task_queue)
-    stop.set()
-    await worker
+    try:
+        yield AiosClient(temporal_client, settings)
+        await _terminate_leftovers(temporal_client, task_queue)
+    finally:
+        stop.set()
+        await worker
 
 
 async def _terminate_leftovers(client: Client, task_queue: str) -> None:
     """Runs a test left waiting (paused, queued) would otherwise pile up in the dev server."""
     query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
     async for execution in client.list_workflows(query):
-        await client.get_workflow_handle(execution.id).terminate("test finished")
+        with contextlib.suppress(RPCError):  # it may have finished since visibility listed it
+            await client.get_workflow_handle(execution.id).terminate("test finished")

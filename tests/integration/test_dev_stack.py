@@ -43,6 +43,7 @@ def own_stack_env() -> Iterator[dict[str, str]]:
         "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
         "AIOS_TEMPORAL_UI_PORT": str(_free_port()),
         "AIOS_POSTGRES_PORT": str(_free_port()),
+        "AIOS_CODEC_PORT": str(_free_port()),
     }
     env.pop("AIOS_DATABASE_URL", None)
     yield env
@@ -99,7 +100,7 @@ async def test_up_status_down_and_runs_survive_a_restart(own_stack_env: dict[str
 
     healthy = _aios(env, "dev", "status")
     assert healthy.returncode == 0, healthy.stdout
-    assert healthy.stdout.count("healthy") == 2
+    assert healthy.stdout.count("healthy") == 3  # Temporal, Postgres, the codec server
 
     logs = _aios(env, "dev", "logs", "postgres", "--lines", "5")
     assert logs.returncode == 0

@@ -1,6 +1,7 @@
 """The walking skeleton through every layer: client, Temporal, worker, activity, Postgres."""
 
 import asyncio
+import hashlib
 
 import psycopg
 from temporalio.client import Client
@@ -29,10 +30,10 @@ async def test_ping_writes_one_audit_row_through_a_real_worker(
     assert result.workflow_id == handle.id
     async with await psycopg.AsyncConnection.connect(stack_settings.resolved_database_url) as conn:
         cursor = await conn.execute(
-            "SELECT id, actor, detail->>'message' FROM aios_audit WHERE run_id = %s", (handle.id,)
+            "SELECT id, actor, detail->>'message_sha256' FROM aios_audit WHERE run_id = %s", (handle.id,)
         )
         rows = await cursor.fetchall()
-    assert rows == [(result.audit_id, "tester", "integration hello")]
+    assert rows == [(result.audit_id, "tester", hashlib.sha256(b"integration hello").hexdigest())]
     assert aios.run_url(handle.id).endswith(f"/namespaces/default/workflows/{handle.id}")
 
 

@@ -216,7 +216,8 @@ async def _end_abandoned(run: Run) -> None:
 
 async def record_all(paths: list[str]) -> None:
     queue = f"replay-record-{uuid.uuid4().hex[:8]}"
-    settings = load_settings().model_copy(update={"task_queue": queue})
+    # Unencrypted: CI replays these files with a different (or no) payload key.
+    settings = load_settings().model_copy(update={"task_queue": queue, "payload_encryption": False})
     client = AiosClient(await connect(settings), settings)
     effects = EffectServer().start()
     stop = asyncio.Event()
