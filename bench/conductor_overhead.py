@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
@@ -56,6 +57,8 @@ STEP_ACTIVITY = "action.execute"  # what the conductor runs for each executed st
 NOOP_ACTIVITY = "bench.noop"
 STEP_TIMEOUT = timedelta(seconds=60)
 RESULT_TIMEOUT = 120.0  # seconds: a run that takes longer than this is a broken benchmark
+
+T = TypeVar("T")
 
 
 # -- the bare baseline ------------------------------------------------------------------
@@ -153,7 +156,7 @@ def conductor_variant(client: AiosClient, task_queue: str) -> Variant:
         return started.run_id
 
     async def wait(run_id: str) -> None:
-        final = await asyncio.wait_for(client.result(run_id), RESULT_TIMEOUT)
+        final = await _within(client.result(run_id), run_id)
         executed = [step for step in final.steps if step.status == "executed"]
         if final.status is not RunStatus.COMPLETED or len(executed) != STEPS:
             raise RuntimeError(
@@ -176,11 +179,18 @@ def bare_variant(client: Client, task_queue: str, name: str, activity_name: str,
 
     async def wait(run_id: str) -> None:
         handle = client.get_workflow_handle(run_id, result_type=int)
-        done = await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)
+        done = await _within(handle.result(), run_id)
         if done != STEPS:
             raise RuntimeError(f"bare run {run_id} did {done} of {STEPS} steps")
 
     return Variant(name, start, wait, None if local else activity_name)
+
+
+async def _within(result: Awaitable[T], run_id: str) -> T:
+    try:
+        return await asyncio.wait_for(result, RESULT_TIMEOUT)
+    except TimeoutError:
+        raise RuntimeError(f"run {run_id} did not finish within {RESULT_TIMEOUT:.0f}s") from None
 
 
 # -- measuring --------------------------------------------------------------------------
@@ -265,13 +275,15 @@ consecutive step completions in the run's history; dispatch is schedule-to-start
 Levers in the conductor: local activities for cheap steps, yes (`think` and `record` are
 local activities; slot, recall and each action are regular activities); eager activity
 execution, requested by the worker but honoured only when the server enables
-`system.enableActivityEagerExecution` (a step dispatch near 0 ms says it is on); batched
-writes, partly (one `record` transaction per step carries that step's audit events and the
-state mirror; the effect ledger and the budget each still write twice per step). On the dev
-server every trip through history's transfer queue (each workflow task and each non-eager
-activity task) waits for the queue reader, limited by `history.transferProcessorMaxPollRPS`
-(20 reads/s for the dev server's single shard): the dispatch figures show that wait. The
-machine's other load moves throughput by tens of percent between runs; latencies move less."""
+`system.enableActivityEagerExecution` and the activity is on the workflow's own task queue
+(a step dispatch near 0 ms says the actions start eagerly; actions sent to a per-connector
+queue never do); batched writes, partly (one `record` transaction per step carries that
+step's audit events and the state mirror; the effect ledger and the budget each still write
+twice per step). On the dev server every trip through history's transfer queue (each
+workflow task and each non-eager activity task) waits for the queue reader, limited by
+`history.transferProcessorMaxPollRPS` (20 reads/s for the dev server's single shard): the
+dispatch figures show that wait. The machine's other load moves throughput by tens of
+percent between runs; latencies move less."""
 
 
 async def measure() -> Section:

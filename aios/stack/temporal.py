@@ -32,6 +32,17 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "AiosRisk": "Keyword",
 }
 
+# Measured with bench/conductor_overhead.py (see docs/BENCHMARKS.md): the dev server has one
+# history shard whose transfer-queue reader polls at most 20 times a second by default, which
+# held every workflow and activity task ~40 ms before matching. At 1000 the wait is ~1 ms and
+# idle CPU is unchanged; visibility has the same limit. Eager activity execution lets a worker
+# that completes a workflow task start the activities it scheduled on its own queue at once.
+DYNAMIC_CONFIG = (
+    "history.transferProcessorMaxPollRPS=1000",
+    "history.visibilityProcessorMaxPollRPS=1000",
+    "system.enableActivityEagerExecution=true",
+)
+
 Progress = Callable[[str], None]
 
 
@@ -175,6 +186,8 @@ def _server_argv(binary: Path, settings: Settings) -> list[str]:
         "--ui-codec-endpoint",
         codec_server.url(settings),
     ]
+    for setting in DYNAMIC_CONFIG:
+        argv += ["--dynamic-config-value", setting]
     for name, kind in SEARCH_ATTRIBUTES.items():
         argv += ["--search-attribute", f"{name}={kind}"]
     return argv
