@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aios.codec_server", description=__doc__)
     parser.add_argument("--port", type=int, default=None, help="default: AIOS_CODEC_PORT (8234)")
     parser.add_argument(
-        "--host", default=HOST, help="default 127.0.0.1; 0.0.0.0 only inside a container whose port is published"
+        "--host", default=HOST, help="default 127.0.0.1; 0.0.0.0 only in a container with a published port"
     )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
