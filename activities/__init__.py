@@ -9,6 +9,7 @@ from activities.actions import ActionActivities
 from activities.agent import AgentActivities
 from activities.audit import AuditActivities
 from activities.deps import ActivityDeps
+from activities.reconcile import ReconcileActivities
 
 
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
@@ -16,6 +17,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     audit = AuditActivities(deps.pool)
     agent = AgentActivities(deps)
     actions = ActionActivities(deps, deps.connectors)
+    reconcile = ReconcileActivities(deps)
     return [
         audit.record,
         agent.acquire_slot,
@@ -24,4 +26,6 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         agent.think,
         agent.record,
         actions.execute,
+        reconcile.check,
+        reconcile.resolve,
     ]

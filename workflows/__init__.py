@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from workflows.agent_run import AgentRunWorkflow
 from workflows.ping import PingWorkflow
+from workflows.reconcile import ReconcileEffectWorkflow
 
-WORKFLOWS: list[type] = [AgentRunWorkflow, PingWorkflow]
+WORKFLOWS: list[type] = [AgentRunWorkflow, PingWorkflow, ReconcileEffectWorkflow]

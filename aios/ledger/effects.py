@@ -147,8 +147,9 @@ FIND_EFFECT_STATE = "SELECT state, response, error, attempts FROM aios_effects W
 
 
 async def find(conn: AsyncConnection[Any], key: str) -> EffectRecord | None:
-    cursor = await conn.execute(FIND_EFFECT_STATE, (key,))
-    row = await cursor.fetchone()
+    with _sql_span("SELECT aios_effects"):
+        cursor = await conn.execute(FIND_EFFECT_STATE, (key,))
+        row = await cursor.fetchone()
     if row is None:
         return None
     state, response, error, attempts = row
@@ -164,10 +165,11 @@ async def resolve(
     error: str = "",
 ) -> EffectRecord | None:
     """Settle an open (pending/unknown) effect; return the row as it stands (None: no such key)."""
-    cursor = await conn.execute(
-        RESOLVE_EFFECT, (state, Jsonb(response) if response is not None else None, error, key)
-    )
-    row = await cursor.fetchone()
+    with _sql_span("UPDATE aios_effects"):
+        cursor = await conn.execute(
+            RESOLVE_EFFECT, (state, Jsonb(response) if response is not None else None, error, key)
+        )
+        row = await cursor.fetchone()
     if row is None:  # already finished (someone answered first), or never recorded
         return await find(conn, key)
     settled, stored, stored_error, attempts = row
@@ -192,12 +194,14 @@ async def record_webhook_event(
     conn: AsyncConnection[Any], *, event_id: str, source: str, effect_key: str, payload: dict[str, Any]
 ) -> bool:
     """Keep a webhook event once; False when its event id was received before."""
-    cursor = await conn.execute(RECORD_WEBHOOK_EVENT, (event_id, source, effect_key, Jsonb(payload)))
-    return await cursor.fetchone() is not None
+    with _sql_span("INSERT aios_webhook_events"):
+        cursor = await conn.execute(RECORD_WEBHOOK_EVENT, (event_id, source, effect_key, Jsonb(payload)))
+        return await cursor.fetchone() is not None
 
 
 async def first_webhook_event(conn: AsyncConnection[Any], effect_key: str) -> dict[str, Any] | None:
     """The payload of the first webhook event received for this effect, if any."""
-    cursor = await conn.execute(FIRST_WEBHOOK_EVENT, (effect_key,))
-    row = await cursor.fetchone()
+    with _sql_span("SELECT aios_webhook_events"):
+        cursor = await conn.execute(FIRST_WEBHOOK_EVENT, (effect_key,))
+        row = await cursor.fetchone()
     return dict(row[1]) if row is not None else None

@@ -12,6 +12,11 @@
 Amounts are whole numbers in the currency's smallest unit (cents for USD), as Stripe wants.
 Requests are form-encoded with `Authorization: Bearer <key>` and `Idempotency-Key: <key>`,
 so a retried effect is applied once by Stripe. The result is the Stripe object's id and status.
+
+Lookup: Stripe cannot be asked "was the request with this idempotency key applied?" (its
+replay of a key is a POST, which would apply the effect if it had not been). So `lookup`
+never concludes "not applied": it raises a final ClientError, the reconciler stops asking,
+and an effect whose outcome is unknown is settled by Stripe's webhook or by the operator.
 """
 
 from __future__ import annotations
@@ -101,6 +106,13 @@ class PaymentsConnector:
             # The effect happened but its answer is unreadable; Stripe replays it for the same key.
             where = f"POST {safe_url(response.request.url)} answered {response.status_code}"
             raise ServerError(f"{where} with a body that is not JSON", status=response.status_code) from exc
+
+    async def lookup(self, request: EffectRequest) -> dict[str, Any] | None:
+        """Stripe has no lookup by idempotency key: this says "cannot tell", never "not applied"."""
+        raise ClientError(
+            f"action {request.action!r} (payments {request.target}): Stripe cannot look up an effect by "
+            "its idempotency key; its webhook (`aios webhook`) or the operator must settle it"
+        )
 
 
 def stripe_error(response: httpx.Response, redact: Redactor) -> ConnectorError:

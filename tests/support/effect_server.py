@@ -3,6 +3,10 @@
 It stands in for a third-party API in tests: every request is recorded, an effect is
 applied only for a key it has not seen, and a repeated key gets the first answer back,
 as Stripe and most payment APIs do. Faults can be queued to exercise the resilient paths.
+
+`GET <path>?idempotency_key=<key>` is the lookup a reconciler uses: 200 with the stored
+response when the key's effect was applied, 404 naming the key when it was not. Lookups
+never apply anything and never consume faults; each is recorded in `lookups`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +38,7 @@ class EffectServer:
     applied: Counter[str] = field(default_factory=Counter)  # effects per idempotency key
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    lookups: list[str] = field(default_factory=list)  # idempotency keys asked about by GET
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -85,6 +91,20 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.requests.append({"path": self.path, "key": key, "applied": applied})
             self._answer(200, response)
+
+        def do_GET(self) -> None:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            key = (query.get("idempotency_key") or [""])[0]
+            if not key:
+                self._answer(400, {"error": "a lookup needs ?idempotency_key=<key>"})
+                return
+            with state.lock:
+                state.lookups.append(key)
+                stored = state.responses.get(key)
+            if stored is None:
+                self._answer(404, {"error": f"no effect with idempotency key {key}"})
+            else:
+                self._answer(200, stored)
 
         def _apply(self, key: str, body: bytes) -> tuple[dict[str, Any], bool]:
             with state.lock:
