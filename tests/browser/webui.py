@@ -61,10 +61,20 @@ class TemporalWebUi:
         await expect(dialog).to_be_visible()
         return dialog
 
-    async def fill_signal(self, dialog: Locator, name: str, payload: dict[str, Any]) -> None:
+    async def _choose_signal(self, dialog: Locator, name: str) -> None:
+        """A dropdown when the worker told the UI the run's signals; a text field otherwise."""
+        dropdown = dialog.get_by_test_id("signal-select-button")
+        if await dropdown.count():
+            await dropdown.click()
+            await dialog.get_by_role("option", name=name, exact=True).click()
+            await expect(dialog.get_by_test_id("signal-select")).to_have_value(name)
+            return
         signal_name = dialog.get_by_label("Signal name").or_(dialog.get_by_test_id("signal-name"))
         await signal_name.first.fill(name)
         await expect(signal_name.first).to_have_value(name)
+
+    async def fill_signal(self, dialog: Locator, name: str, payload: dict[str, Any]) -> None:
+        await self._choose_signal(dialog, name)
         # The input is a CodeMirror editor (a contenteditable); inserting the text at once keeps
         # its bracket auto-closing from doubling braces and quotes.
         editor = dialog.locator(".cm-content[contenteditable='true'], textarea").first
