@@ -32,6 +32,12 @@ class Fault:
     reset: bool = False  # close the connection without an answer
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 resets connections when benchmarks open 20 at once.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass
 class EffectServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -49,7 +55,7 @@ class EffectServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> EffectServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server = _Server(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         self._server = server
         threading.Thread(target=server.serve_forever, daemon=True).start()
