@@ -1,9 +1,17 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from aios.errors import SettingsInvalid
 from aios.settings import load_settings, split_host_port
+
+
+@pytest.fixture(autouse=True)
+def no_aios_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests state their own configuration: the caller's AIOS_* variables must not leak in."""
+    for variable in [name for name in os.environ if name.startswith("AIOS_")]:
+        monkeypatch.delenv(variable)
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
