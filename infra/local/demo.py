@@ -145,7 +145,8 @@ async def main() -> None:
         await bounced_reply(client)
         say()
         say(f"Mail delivered to the sink: {sink.delivered} message(s); bounced: {sink.bounced}.")
-        say("`aios runs --agent refund-desk` lists every run; `aios show RUN` tells one's story.")
+        say("`aios runs --agent refund-desk` lists every run; `aios show RUN` shows one's state;")
+        say("`aios audit RUN` tells its story from the audit trail; `aios trace RUN` prints its trace.")
     finally:
         stop.set()
         await worker
