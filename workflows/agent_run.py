@@ -430,16 +430,7 @@ class AgentRunWorkflow:
             self._finish(RunStatus.COMPENSATED, reason)
 
     async def _run_compensation(self, call: ActionCall) -> None:
-        await self._despite_cancellation(
-            workflow.start_activity_method(
-                ActionActivities.execute,
-                call,
-                task_queue=connector_queue(workflow.info().task_queue, call.connector),
-                start_to_close_timeout=ACTION_TIMEOUT,
-                heartbeat_timeout=ACTION_HEARTBEAT_TIMEOUT,
-                retry_policy=ACTION_RETRY,
-            )
-        )
+        await self._despite_cancellation(self._start_execute(call))
 
     async def _despite_cancellation(self, work: asyncio.Future[T]) -> T:
         """Undo and bookkeeping are never abandoned halfway: a cancel waits for them to finish."""
@@ -450,7 +441,10 @@ class AgentRunWorkflow:
             return await work
 
     async def _execute(self, call: ActionCall) -> ActionResult:
-        return await workflow.execute_activity_method(
+        return await self._start_execute(call)
+
+    def _start_execute(self, call: ActionCall) -> asyncio.Future[ActionResult]:
+        return workflow.start_activity_method(
             ActionActivities.execute,
             call,
             task_queue=connector_queue(workflow.info().task_queue, call.connector),
