@@ -9,6 +9,7 @@ from activities.actions import ActionActivities
 from activities.agent import AgentActivities
 from activities.audit import AuditActivities
 from activities.deps import ActivityDeps
+from activities.memory import MemoryActivities
 from activities.reconcile import ReconcileActivities
 
 
@@ -18,6 +19,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     agent = AgentActivities(deps)
     actions = ActionActivities(deps, deps.connectors)
     reconcile = ReconcileActivities(deps)
+    memory = MemoryActivities(deps, deps.memory, deps.memory_unavailable)
     return [
         audit.record,
         agent.acquire_slot,
@@ -28,4 +30,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         actions.execute,
         reconcile.check,
         reconcile.resolve,
+        memory.remember,
+        memory.recall,
+        memory.forget,
     ]

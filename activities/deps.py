@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
+from aios.memory.factory import open_memory
+from aios.memory.service import MemoryService
 from aios.settings import Settings
 from connectors.actions.base import ActionConnector
 from connectors.actions.email import EmailConnector, SmtpConfig
@@ -32,6 +34,8 @@ class ActivityDeps:
     http: httpx.AsyncClient
     connectors: dict[str, ActionConnector] = field(default_factory=dict)
     models: dict[str, ModelProvider] = field(default_factory=dict)
+    memory: MemoryService | None = None
+    memory_unavailable: str = ""
 
 
 async def open_deps(settings: Settings) -> ActivityDeps:
@@ -48,7 +52,17 @@ async def open_deps(settings: Settings) -> ActivityDeps:
     http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
     connectors = build_connectors(settings, http)
     models = build_models(settings)
-    return ActivityDeps(settings=settings, pool=pool, http=http, connectors=connectors, models=models)
+    # Opened before the worker polls: building the vector index holds the GIL for a while.
+    memory, memory_unavailable = await open_memory(settings, pool)
+    return ActivityDeps(
+        settings=settings,
+        pool=pool,
+        http=http,
+        connectors=connectors,
+        models=models,
+        memory=memory,
+        memory_unavailable=memory_unavailable,
+    )
 
 
 def build_connectors(settings: Settings, http: httpx.AsyncClient) -> dict[str, ActionConnector]:
@@ -111,4 +125,6 @@ async def close_deps(deps: ActivityDeps) -> None:
         if isinstance(closeable, Closeable):
             await closeable.aclose()
     await deps.http.aclose()
+    if deps.memory is not None:
+        await deps.memory.close()
     await deps.pool.close()

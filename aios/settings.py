@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -118,6 +118,28 @@ class Settings(BaseSettings):
     )
     codec_port: int = Field(
         default=8234, gt=0, lt=65536, description="port of the local codec server for the Web UI"
+    )
+    memory_embedder: Literal["auto", "minilm", "openai", "hash"] = Field(
+        default="auto",
+        description="embedding model of long-term memory: auto (minilm when installed, else openai "
+        "when AIOS_MODEL_BASE_URL is set), minilm (local all-MiniLM-L6-v2), openai, or hash (tests only)",
+    )
+    memory_embedding_model: str = Field(
+        default="text-embedding-3-small", min_length=1, description="model name for the openai embedder"
+    )
+    memory_store: Literal["edge", "local"] = Field(
+        default="edge",
+        description="embedded vector store when AIOS_QDRANT_URL is unset: edge (Qdrant Edge, HNSW) "
+        "or local (qdrant-client's local mode, brute force)",
+    )
+    memory_collection: str = Field(
+        default="aios_memories", pattern=r"^[a-z][a-z0-9_]*$", description="Qdrant collection prefix"
+    )
+    memory_cache_seconds: float = Field(
+        default=30, ge=0, description="how long a worker reuses a recall's candidates (0: never)"
+    )
+    memory_query_cache_size: int = Field(
+        default=1024, ge=0, description="query embeddings a worker keeps, so hot recalls skip the model"
     )
 
     @field_validator("temporal_address")

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.report import Section, machine
 
 # One entry per benchmark module; each has `async def measure() -> Section`.
-BENCHMARKS = ["ping_roundtrip", "conductor_overhead", "ledger_overhead"]
+BENCHMARKS = ["ping_roundtrip", "conductor_overhead", "ledger_overhead", "memory_recall"]
 OUTPUT = Path("docs/BENCHMARKS.md")
 
 

@@ -20,8 +20,9 @@ from aios.temporal_client import connect
 
 
 @pytest.fixture(scope="session")
-def stack_settings() -> Iterator[Settings]:
-    settings = load_settings()
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    # Embedded vector stores are one process's each: the suite keeps its own, away from .aios.
+    settings = load_settings().model_copy(update={"qdrant_path": tmp_path_factory.mktemp("qdrant")})
     was_running = temporal.healthy(settings) and (
         not settings.postgres_is_local or postgres.running_pid(settings) is not None
     )

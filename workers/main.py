@@ -37,7 +37,7 @@ log = logging.getLogger("aios.worker")
 
 # The sandbox re-imports every module it does not pass through on each workflow run;
 # passing our pure model modules and pydantic through keeps start-up cost flat.
-PASSTHROUGH_MODULES = ("aios.models", "pydantic", "pydantic_core", "annotated_types")
+PASSTHROUGH_MODULES = ("aios.models", "aios.memory", "pydantic", "pydantic_core", "annotated_types")
 HEALTH_REPORT_EVERY = 5.0
 SHUTDOWN_GRACE = timedelta(seconds=10)
 

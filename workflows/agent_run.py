@@ -28,7 +28,9 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.actions import ActionActivities
     from activities.agent import AgentActivities
+    from activities.memory import MemoryActivities
     from activities.reconcile import ReconcileInput, ReconcileResult
+    from aios.memory.messages import MemoryRecallRequest
     from aios.models.manifest import ActionSpec, Grade, RiskClass
     from aios.models.run import (
         ActionCall,
@@ -85,6 +87,7 @@ RECEIVED_EXCERPT = 300
 # After a connector's final failure the ledger may say "unknown" (some attempt may have applied
 # the effect): a ReconcileEffect child reads the ledger and settles it by asking, never guessing.
 RECONCILE_PATCH = "reconcile-unknown-effects"
+MEMORY_RECALL_PATCH = "memory-recall"
 CONNECTOR_ERRORS = frozenset(
     name
     for name, value in vars(connector_errors).items()
@@ -192,21 +195,11 @@ class AgentRunWorkflow:
         return self._run.snapshot()
 
     async def _turns(self, saga: Saga[ActionCall]) -> None:
-        recalled = await workflow.execute_activity_method(
-            AgentActivities.recall,
-            RecallRequest(
-                agent=self._run.request.agent,
-                task=self._run.request.task,
-                top_k=self._manifest.memory.top_k,
-                token_budget=self._manifest.memory.token_budget,
-            ),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-        )
-        self._run.recalled = recalled.memories
+        self._run.recalled = await self._recall()
         for turn in range(1, self._manifest.turn_limit + 1):
             self._run.turn = turn
             await self._hold_while_paused()
-            plan = await self._think(turn, recalled.memories)
+            plan = await self._think(turn, self._run.recalled)
             if plan.done:
                 self._run.outcome = plan.text
                 return
@@ -214,6 +207,36 @@ class AgentRunWorkflow:
                 await self._hold_while_paused()
                 await self._handle(proposed, saga)
         self._run.outcome = f"stopped at the turn limit ({self._manifest.turn_limit})"
+
+    async def _recall(self) -> list[str]:
+        """Long-term memories about the task's subject, then earlier runs, within the budget."""
+        request, manifest = self._run.request, self._manifest
+        if workflow.patched(MEMORY_RECALL_PATCH):
+            recalled = await workflow.execute_activity_method(
+                MemoryActivities.recall,
+                MemoryRecallRequest.for_task(
+                    agent=request.agent,
+                    task=request.task,
+                    top_k=manifest.memory.top_k,
+                    token_budget=manifest.memory.token_budget,
+                    as_of=workflow.now(),
+                    run_id=workflow.info().workflow_id,
+                ),
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            )
+            return recalled.memories
+        # Runs started before long-term memory recall only their run history.
+        history = await workflow.execute_activity_method(
+            AgentActivities.recall,
+            RecallRequest(
+                agent=request.agent,
+                task=request.task,
+                top_k=manifest.memory.top_k,
+                token_budget=manifest.memory.token_budget,
+            ),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        )
+        return history.memories
 
     async def _think(self, turn: int, memories: list[str]) -> PlanResponse:
         while True:

