@@ -253,3 +253,29 @@ def reindex() -> None:
 
     facts = run(go())
     say(json.dumps(facts, indent=2, default=str))
+
+
+@app.command("show")
+def show(run_id: str = typer.Argument(..., help="the run whose working memory to print")) -> None:
+    """A run's working memory: its task and structured state as last mirrored to Postgres.
+
+    Read from Postgres, not Temporal, so it works for finished runs and while no worker runs.
+    """
+    from aios.cli.runs import print_state
+    from aios.ledger.runs import run_mirror
+
+    async def fetch() -> Any:
+        async with await psycopg.AsyncConnection.connect(settings().resolved_database_url) as conn:
+            return await run_mirror(conn, run_id)
+
+    found = run(fetch())
+    if found is None:
+        fail(f"no working memory for {run_id!r}: `aios runs` lists runs; runs are mirrored after a step")
+    task, state, updated_at = found
+    say(f"task: {json.dumps(task, sort_keys=True)}")
+    say(f"mirrored at {updated_at.isoformat(timespec='seconds')}")
+    if state.recalled:
+        say("recalled at the start:")
+        for memory in state.recalled:
+            say(f"  - {memory}")
+    print_state(state)

@@ -138,3 +138,14 @@ async def subject_history(
     cursor = await conn.execute(SUBJECT_HISTORY, (agent, subject, subject, exclude_run, limit))
     columns = [column.name for column in cursor.description or []]
     return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+
+
+RUN_MIRROR = "SELECT task, state, updated_at FROM aios_runs WHERE run_id = %s"
+
+
+async def run_mirror(conn: AsyncConnection[Any], run_id: str) -> tuple[dict[str, Any], RunState, Any] | None:
+    """A run's task and its state as last mirrored (working memory), or None."""
+    row = await (await conn.execute(RUN_MIRROR, (run_id,))).fetchone()
+    if row is None:
+        return None
+    return row[0], RunState.model_validate(row[1]), row[2]

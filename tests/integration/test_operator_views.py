@@ -61,3 +61,17 @@ async def test_pruning_forgets_only_old_finished_effects(stack_settings: Setting
         )
         left = [row[0] for row in await cursor.fetchall()]
     assert left == ["unknown", "pending", "succeeded"]
+
+
+async def test_memory_show_prints_a_runs_working_memory(aios_client: AiosClient) -> None:
+    manifest = noop_manifest(2)
+    started = await aios_client.start_run(manifest.name, {"customer": "c-wm"}, manifest=manifest)
+    await aios_client.result(started.run_id)
+    shown = await asyncio.to_thread(_aios, "memory", "show", started.run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert '"customer": "c-wm"' in shown.stdout
+    assert f"{started.run_id}: completed" in shown.stdout
+    assert "step_2" in shown.stdout
+    missing = await asyncio.to_thread(_aios, "memory", "show", "no-such-run")
+    assert missing.returncode == 1
+    assert "no working memory" in missing.stderr
