@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.actions import as_application_error
 from activities.audit import run_entries
 from activities.deps import ActivityDeps
+from activities.memory import describe_run
 from aios.audit import append
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
@@ -104,7 +105,7 @@ class AgentActivities:
                 exclude_run=activity.info().workflow_id or "",
                 limit=request.top_k,
             )
-        return _within_budget([_remember(row) for row in rows], request.token_budget)
+        return _within_budget([describe_run(row) for row in rows], request.token_budget)
 
     @activity.defn(name="agent.think")
     async def think(self, request: ThinkRequest) -> ThinkResult:
@@ -213,18 +214,6 @@ def _clamp(value: Any) -> float:
         return min(1.0, max(0.0, float(value)))
     except (TypeError, ValueError):
         return 0.0  # an unreadable confidence counts as none: the policy then asks a human
-
-
-def _remember(row: dict[str, Any]) -> str:
-    state = row["state"]
-    amounts = {p["step"]: p["proposed"].get("amount") for p in state.get("proposals", [])}
-    done = [
-        step["action"] + (f" {amounts[step['step']]:g}" if amounts.get(step["step"]) is not None else "")
-        for step in state.get("steps", [])
-        if step.get("status") == "executed"
-    ]
-    when = row["started_at"].date().isoformat()
-    return f"{when}: run {row['run_id']} ({row['status']}) did: {', '.join(done) or 'nothing'}"
 
 
 def _within_budget(memories: list[str], token_budget: int) -> RecallResult:
