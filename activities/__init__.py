@@ -8,6 +8,7 @@ from typing import Any
 from activities.actions import ActionActivities
 from activities.agent import AgentActivities
 from activities.audit import AuditActivities
+from activities.compaction import CompactionActivities
 from activities.deps import ActivityDeps
 from activities.memory import MemoryActivities
 from activities.reconcile import ReconcileActivities
@@ -20,6 +21,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     actions = ActionActivities(deps, deps.connectors)
     reconcile = ReconcileActivities(deps)
     memory = MemoryActivities(deps, deps.memory, deps.memory_unavailable)
+    compaction = CompactionActivities(deps)
     return [
         audit.record,
         agent.acquire_slot,
@@ -33,4 +35,9 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         memory.remember,
         memory.recall,
         memory.forget,
+        compaction.candidates,
+        compaction.summarise,
+        compaction.check,
+        compaction.commit,
+        compaction.undo,
     ]

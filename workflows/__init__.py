@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from workflows.agent_run import AgentRunWorkflow
+from workflows.compaction import CompactionWorkflow
 from workflows.ping import PingWorkflow
 from workflows.reconcile import ReconcileEffectWorkflow
 
-WORKFLOWS: list[type] = [AgentRunWorkflow, PingWorkflow, ReconcileEffectWorkflow]
+WORKFLOWS: list[type] = [AgentRunWorkflow, PingWorkflow, ReconcileEffectWorkflow, CompactionWorkflow]

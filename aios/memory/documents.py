@@ -95,9 +95,11 @@ RETURNING (xmax = 0) AS created
 EXISTING = "SELECT content_hash, embedder, indexed FROM aios_memories WHERE memory_id = %s"
 MARK_INDEXED = "UPDATE aios_memories SET indexed = true WHERE memory_id = ANY(%s::uuid[]) AND embedder = %s"
 FETCH_BY_IDS = f"SELECT {DOCUMENT_COLUMNS} FROM aios_memories WHERE memory_id = ANY(%s::uuid[])"
+# Recall never returns what compaction archived, even if a reindex put its vector back.
+FETCH_LIVE_BY_IDS = FETCH_BY_IDS + " AND archived_at IS NULL"
 PENDING = f"""
 SELECT {DOCUMENT_COLUMNS}, embedding FROM aios_memories
-WHERE NOT indexed AND embedder = %s ORDER BY updated_at LIMIT %s
+WHERE NOT indexed AND archived_at IS NULL AND embedder = %s ORDER BY updated_at LIMIT %s
 """
 TOMBSTONES = "SELECT memory_id::text FROM aios_memory_tombstones ORDER BY deleted_at LIMIT %s"
 CLEAR_TOMBSTONES = "DELETE FROM aios_memory_tombstones WHERE memory_id = ANY(%s::uuid[])"
@@ -119,7 +121,7 @@ WHERE (task->>'subject' = %s OR task->>'customer' = %s) AND (%s::text IS NULL OR
 """
 ALL_WITH_VECTORS = f"""
 SELECT {DOCUMENT_COLUMNS}, embedding, embedder FROM aios_memories
-WHERE memory_id::text > %s ORDER BY memory_id::text LIMIT %s
+WHERE archived_at IS NULL AND memory_id::text > %s ORDER BY memory_id::text LIMIT %s
 """
 MARK_ALL_UNINDEXED = "UPDATE aios_memories SET indexed = false"
 UPDATE_EMBEDDING = """
@@ -194,6 +196,14 @@ async def fetch(conn: AsyncConnection[Any], ids: list[str]) -> dict[str, Documen
     if not ids:
         return {}
     cursor = await conn.execute(FETCH_BY_IDS, (ids,))
+    return {doc.memory_id: doc for doc in map(_document, await cursor.fetchall())}
+
+
+async def fetch_live(conn: AsyncConnection[Any], ids: list[str]) -> dict[str, Document]:
+    """Like `fetch`, without the memories compaction archived: what recall may return."""
+    if not ids:
+        return {}
+    cursor = await conn.execute(FETCH_LIVE_BY_IDS, (ids,))
     return {doc.memory_id: doc for doc in map(_document, await cursor.fetchall())}
 
 

@@ -286,7 +286,7 @@ class MemoryService:
         limit = max(request.top_k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
         hits, cached = await self._search(request, limit)
         async with self.pool.connection() as conn:
-            found = await documents.fetch(conn, [hit.memory_id for hit in hits])
+            found = await documents.fetch_live(conn, [hit.memory_id for hit in hits])
         candidates = [
             Candidate(found[hit.memory_id], hit.similarity) for hit in hits if hit.memory_id in found
         ]
