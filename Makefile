@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench up down clean compose-check replay-record
+.PHONY: setup demo test lint bench up down clean compose-check replay-record faults
 
 setup:
 	@bash infra/local/setup.sh
@@ -24,6 +24,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The fault suite at full size (100 runs per scenario); writes docs/RELIABILITY.md.
+faults: up
+	AIOS_FAULTS_FULL=1 $(BIN)/pytest -q tests/faults $(PYTEST_ARGS)
 
 bench: up
 	$(BIN)/python -m bench

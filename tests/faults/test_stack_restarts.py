@@ -1,0 +1,135 @@
+"""Temporal and Postgres restarted under in-flight runs, on a stack of this test's own.
+
+Never the shared stack: `aios dev up` runs here on its own ports and data dir (as
+tests/integration/test_dev_stack.py does). Starting a stack costs tens of seconds, so these run
+only at full size (AIOS_FAULTS_FULL=1, `make faults`) or with AIOS_FAULTS_RESTARTS=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aios.client import AiosClient
+from aios.settings import Settings, load_settings
+from aios.stack import postgres, temporal
+from aios.stack.process import terminate
+from tests.faults.report import FULL, REPORT, SEED, Row
+from tests.faults.support import WorkerProcess, account, assert_clean, settle, start_runs, wait_for_effects
+from tests.support.effect_server import EffectServer, Fault
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not (FULL or os.environ.get("AIOS_FAULTS_RESTARTS") == "1"),
+        reason="needs its own stack: AIOS_FAULTS_FULL=1 or AIOS_FAULTS_RESTARTS=1",
+    ),
+]
+
+AIOS = [sys.executable, "-m", "aios.cli"]
+RESTART_RUNS = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def own_stack_env() -> Iterator[dict[str, str]]:
+    shared = load_settings()
+    binary = temporal.find_binary(shared)
+    assert binary is not None, "the session stack fixture builds the Temporal CLI first"
+    data_dir = (shared.data_dir / "test-stacks" / f"faults-{uuid.uuid4().hex[:8]}").resolve()
+    data_dir.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "TEMPORAL_CLI": str(binary.resolve()),
+        "AIOS_DATA_DIR": str(data_dir),
+        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "AIOS_TEMPORAL_UI_PORT": str(_free_port()),
+        "AIOS_POSTGRES_PORT": str(_free_port()),
+        "AIOS_CODEC_PORT": str(_free_port()),
+    }
+    env.pop("AIOS_DATABASE_URL", None)
+    up = subprocess.run(
+        [*AIOS, "dev", "up"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield env
+    subprocess.run([*AIOS, "dev", "down"], env=env, capture_output=True, check=False, timeout=120)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_settings(own_stack_env: dict[str, str], task_queue: str) -> Settings:
+    return Settings(
+        data_dir=Path(own_stack_env["AIOS_DATA_DIR"]),
+        temporal_address=own_stack_env["AIOS_TEMPORAL_ADDRESS"],
+        temporal_ui_port=int(own_stack_env["AIOS_TEMPORAL_UI_PORT"]),
+        postgres_port=int(own_stack_env["AIOS_POSTGRES_PORT"]),
+        codec_port=int(own_stack_env["AIOS_CODEC_PORT"]),
+        task_queue=task_queue,
+    )
+
+
+def _stop_temporal(settings: Settings) -> None:
+    pid = temporal.files(settings).read_pid()
+    assert pid is not None, "the own stack's Temporal is not running"
+    terminate(pid)
+    temporal.files(settings).pid_file.unlink(missing_ok=True)
+
+
+def _restart(settings: Settings, service: str) -> None:
+    if service == "temporal":
+        _stop_temporal(settings)
+        time.sleep(1.0)
+        temporal.start(settings, print)
+    else:
+        postgres.stop(settings)
+        time.sleep(1.0)
+        postgres.start(settings)
+
+
+@pytest.mark.parametrize("service", ["temporal", "postgres"])
+async def test_a_restart_under_in_flight_runs_loses_nothing(
+    service: str,
+    own_stack_env: dict[str, str],
+    own_settings: Settings,
+    effect_server: EffectServer,
+) -> None:
+    rng = random.Random(SEED + 3)
+    task_queue = own_settings.task_queue
+    log = Path(own_stack_env["AIOS_DATA_DIR"]) / f"worker-{service}.log"
+    row = REPORT.add(Row(f"{service} restarted under in-flight runs", RESTART_RUNS))
+    began = time.monotonic()
+    worker = WorkerProcess(task_queue, log, base_env=own_stack_env)
+    try:
+        client = await AiosClient.connect(own_settings)
+        effect_server.faults.extend(
+            Fault(hang_seconds=rng.uniform(0.5, 1.5)) if rng.random() < 0.5 else Fault()
+            for _ in range(RESTART_RUNS * 3)
+        )
+        run_ids = await start_runs(client, effect_server.url, service[:4], RESTART_RUNS, 0)
+        await wait_for_effects(effect_server, 1, within=60)
+        await asyncio.to_thread(_restart, own_settings, service)
+        client = await AiosClient.connect(own_settings)  # a fresh connection after the restart
+        outcomes = await settle(client, run_ids, 180)
+        row.seconds = time.monotonic() - began
+        await account(row, client, effect_server, outcomes)
+        assert worker.alive  # the worker rode out the restart without being restarted itself
+    finally:
+        worker.stop()
+    assert_clean(row, RESTART_RUNS)
