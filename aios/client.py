@@ -15,7 +15,6 @@ from typing import Any
 import psycopg
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
@@ -28,13 +27,10 @@ from aios.models import PingInput, PingResult
 from aios.models.manifest import AgentManifest
 from aios.models.run import Decision, DecisionOutcome, DecisionRequest, ResumeRequest, RunInput, RunState
 from aios.rollouts import VersionDiff, diff_runs
+from aios.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.settings import Settings
 from aios.temporal_client import connect
 
-AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
-VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
-STATE_KEY = SearchAttributeKey.for_keyword("AiosState")
-RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
 AGENT_RUN = "AgentRun"
 
 

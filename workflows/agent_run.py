@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -59,13 +59,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from aios.policy import grade_action, may_approve
     from aios.queues import connector_queue
+    from aios.search_attributes import RISK_KEY, STATE_KEY
     from aios.webhooks import reconcile_workflow_id
     from connectors import errors as connector_errors
 
-AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
-VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
-STATE_KEY = SearchAttributeKey.for_keyword("AiosState")
-RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # A real model on a CPU can take minutes, with the connector's own retries on top.

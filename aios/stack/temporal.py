@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aios import codec_server
 from aios.errors import StackError
+from aios.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.settings import Settings
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, wait_until
 
@@ -26,10 +27,7 @@ SERVICE = "temporal"
 
 # Registered at start so workflows can upsert them and the Web UI can filter on them.
 SEARCH_ATTRIBUTES: dict[str, str] = {
-    "AiosAgent": "Keyword",
-    "AiosManifestVersion": "Keyword",
-    "AiosState": "Keyword",
-    "AiosRisk": "Keyword",
+    key.name: "Keyword" for key in (AGENT_KEY, VERSION_KEY, STATE_KEY, RISK_KEY)
 }
 
 # Measured with bench/conductor_overhead.py (see docs/BENCHMARKS.md): the dev server has one

@@ -1,0 +1,12 @@
+"""The search attributes every agent run carries, so the Web UI and `aios runs` can find it.
+
+One definition for the client (which sets them at start), the workflow (which updates state
+and risk) and the local stack (which registers them with the dev server).
+"""
+
+from temporalio.common import SearchAttributeKey
+
+AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
+VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
+STATE_KEY = SearchAttributeKey.for_keyword("AiosState")
+RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
