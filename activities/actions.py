@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -69,14 +69,7 @@ class ActionActivities:
     async def _perform(
         self, connector: ActionConnector, call: ActionCall, known: effects.EffectState
     ) -> ActionResult:
-        request = EffectRequest(
-            idempotency_key=call.effect_key,
-            action=call.action,
-            params=call.params,
-            amount=call.amount,
-            target=call.target,
-            original=call.original,
-        )
+        request = effect_request(call)
         try:
             async with _heartbeating(), _connector_span(call):
                 response = await connector.perform(request)
@@ -89,6 +82,35 @@ class ActionActivities:
         async with self._pool.connection() as conn:
             await effects.finish(conn, key=call.effect_key, state="succeeded", response=response)
         return ActionResult(status="succeeded", response=response)
+
+
+class EffectFields(Protocol):
+    """What a connector needs to perform (or look up) one effect, however it was asked for."""
+
+    @property
+    def effect_key(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def amount(self) -> float | None: ...
+    @property
+    def target(self) -> str | None: ...
+    @property
+    def original(self) -> dict[str, Any] | None: ...
+
+
+def effect_request(fields: EffectFields) -> EffectRequest:
+    """The connector's request for an effect; the ledger's key is its idempotency key."""
+    return EffectRequest(
+        idempotency_key=fields.effect_key,
+        action=fields.action,
+        params=fields.params,
+        amount=fields.amount,
+        target=fields.target,
+        original=fields.original,
+    )
 
 
 def state_after_failure(known: effects.EffectState, error: ConnectorError) -> effects.EffectState:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 from temporalio import activity
 
+from activities.actions import effect_request
 from activities.deps import ActivityDeps
 from aios.ledger import effects
 from aios.models.base import Payload
@@ -50,14 +51,7 @@ class ReconcileInput(Payload):
     settle: timedelta = Field(default=timedelta(seconds=60), ge=timedelta(0))
 
     def effect_request(self) -> EffectRequest:
-        return EffectRequest(
-            idempotency_key=self.effect_key,
-            action=self.action,
-            params=self.params,
-            amount=self.amount,
-            target=self.target,
-            original=self.original,
-        )
+        return effect_request(self)
 
 
 class ReconcileResult(Payload):

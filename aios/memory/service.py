@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +23,7 @@ import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
 from aios.memory import documents
-from aios.memory.documents import Document
+from aios.memory.documents import Document, Vector
 from aios.memory.embedders import Embedder, QueryCache
 from aios.memory.messages import (
     ForgetReport,
@@ -244,29 +244,29 @@ class MemoryService:
             await documents.clear_tombstones(conn, doomed)
         return report
 
+    async def _scan(self) -> AsyncIterator[list[tuple[Document, Vector, str]]]:
+        """Every stored document with its vector and embedder, in id-ordered batches."""
+        after = ""
+        while True:
+            async with self.pool.connection() as conn:
+                rows = await documents.scan(conn, after=after, limit=REINDEX_BATCH)
+            if not rows:
+                return
+            after = rows[-1][0].memory_id
+            yield rows
+
     async def _copy_all(self, progress: Callable[[str], None]) -> int:
         """Every document's vector from Postgres into the store, in id order; return how many."""
         copied = 0
-        after = ""
-        while True:
-            async with self.pool.connection() as conn:
-                rows = await documents.scan(conn, after=after, limit=REINDEX_BATCH)
-            if not rows:
-                return copied
+        async for rows in self._scan():
             await self._index([(doc, vector) for doc, vector, _ in rows])
             copied += len(rows)
-            after = rows[-1][0].memory_id
             progress(f"copied {copied} vectors")
+        return copied
 
     async def _reembed(self, progress: Callable[[str], None]) -> int:
         done = 0
-        after = ""
-        while True:
-            async with self.pool.connection() as conn:
-                rows = await documents.scan(conn, after=after, limit=REINDEX_BATCH)
-            if not rows:
-                return done
-            after = rows[-1][0].memory_id
+        async for rows in self._scan():
             stale = [doc for doc, _, embedder in rows if embedder != self.embedder.name]
             if not stale:
                 continue
@@ -276,6 +276,7 @@ class MemoryService:
                     await documents.replace_embedding(conn, doc.memory_id, vector, self.embedder.name)
             done += len(stale)
             progress(f"re-embedded {done} documents with {self.embedder.name}")
+        return done
 
     # -- reads ----------------------------------------------------------------------------------
 
