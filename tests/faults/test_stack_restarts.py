@@ -11,7 +11,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from aios.stack.process import terminate
 from tests.faults.report import FULL, REPORT, SEED, Row
 from tests.faults.support import WorkerProcess, account, assert_clean, settle, start_runs, wait_for_effects
 from tests.support.effect_server import EffectServer, Fault
+from tests.support.ports import free_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -41,12 +41,6 @@ AIOS = [sys.executable, "-m", "aios.cli"]
 RESTART_RUNS = 10
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def own_stack_env() -> Iterator[dict[str, str]]:
     shared = load_settings()
@@ -58,10 +52,10 @@ def own_stack_env() -> Iterator[dict[str, str]]:
         **os.environ,
         "TEMPORAL_CLI": str(binary.resolve()),
         "AIOS_DATA_DIR": str(data_dir),
-        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
-        "AIOS_TEMPORAL_UI_PORT": str(_free_port()),
-        "AIOS_POSTGRES_PORT": str(_free_port()),
-        "AIOS_CODEC_PORT": str(_free_port()),
+        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "AIOS_TEMPORAL_UI_PORT": str(free_port()),
+        "AIOS_POSTGRES_PORT": str(free_port()),
+        "AIOS_CODEC_PORT": str(free_port()),
     }
     env.pop("AIOS_DATABASE_URL", None)
     up = subprocess.run(

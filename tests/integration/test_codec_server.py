@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from aios.codec import ENCODING, KEY_ID_METADATA, AesGcmCodec, Keyring, load_keyring
 from aios.settings import Settings
+from tests.support.ports import free_port
 
 UI_PORT = 18233  # only named in the Origin headers: nothing needs to listen there
 UI_ORIGIN = f"http://localhost:{UI_PORT}"
@@ -31,16 +31,10 @@ class RunningServer:
     keyring: Keyring
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def codec_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("codec-server")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AIOS_DATA_DIR": str(data_dir), "AIOS_TEMPORAL_UI_PORT": str(UI_PORT)}
     for variable in ("AIOS_PAYLOAD_KEYS", "AIOS_PAYLOAD_KEY_FILE", "AIOS_PAYLOAD_ENCRYPTION"):
         env.pop(variable, None)

@@ -17,14 +17,9 @@ import pytest
 from aios.settings import Settings, load_settings
 from aios.stack import temporal
 from aios.temporal_client import connect
+from tests.support.ports import free_port
 
 AIOS = [sys.executable, "-m", "aios.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +35,10 @@ def own_stack_env() -> Iterator[dict[str, str]]:
         **os.environ,
         "TEMPORAL_CLI": str(binary.resolve()),
         "AIOS_DATA_DIR": str(data_dir),
-        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
-        "AIOS_TEMPORAL_UI_PORT": str(_free_port()),
-        "AIOS_POSTGRES_PORT": str(_free_port()),
-        "AIOS_CODEC_PORT": str(_free_port()),
+        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "AIOS_TEMPORAL_UI_PORT": str(free_port()),
+        "AIOS_POSTGRES_PORT": str(free_port()),
+        "AIOS_CODEC_PORT": str(free_port()),
     }
     env.pop("AIOS_DATABASE_URL", None)
     yield env

@@ -10,7 +10,6 @@ at `later.invalid` with 450, as a real server refuses unknown or busy mailboxes.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -20,6 +19,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.support.ports import free_port
 
 PERMANENT_BOUNCE = "@bounce.invalid"
 TRANSIENT_BOUNCE = "@later.invalid"
@@ -88,16 +89,10 @@ class SmtpServer:
 @pytest.fixture(name="smtp_server")
 def smtp_server_fixture() -> Iterator[SmtpServer]:
     handler = CollectingHandler()
-    port = _free_port()
+    port = free_port()
     controller: Any = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield SmtpServer(host="127.0.0.1", port=port, handler=handler)
     finally:
         controller.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
