@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     payload_keys: SecretStr | None = Field(
         default=None, description="the payload keyring itself, in the key file's format; wins over the file"
     )
+    payload_offload_threshold: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="payloads of at least this many bytes (encoded, so encrypted) are kept in Postgres "
+        "and Temporal's history holds only a reference to their hash; 0 offloads nothing new",
+    )
     codec_port: int = Field(
         default=8234, gt=0, lt=65536, description="port of the local codec server for the Web UI"
     )

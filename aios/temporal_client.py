@@ -1,8 +1,9 @@
 """Connecting to Temporal the one way every aios process does it.
 
-The data converter (pydantic, the AES-GCM payload codec, failures with secrets masked) and
-the OpenTelemetry tracing interceptor are always on, so a client and a worker can never
-disagree about payloads or lose a trace. A worker built on this client inherits its converter.
+The data converter (pydantic, the AES-GCM payload codec, failures with secrets masked, large
+payloads kept in Postgres) and the OpenTelemetry tracing interceptor are always on, so a client
+and a worker can never disagree about payloads or lose a trace. A worker built on this client
+inherits its converter.
 """
 
 from __future__ import annotations
@@ -15,17 +16,23 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
 from aios.codec import codec_for
+from aios.payload_store import external_storage_for
 from aios.redaction import failure_converter_class, redactor_for
 from aios.settings import Settings
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic payloads, encrypted unless AIOS_PAYLOAD_ENCRYPTION=false."""
+    """Pydantic payloads, encrypted unless AIOS_PAYLOAD_ENCRYPTION=false, large ones offloaded.
+
+    The SDK runs the codec before external storage (and the reverse when reading), so what
+    aios/payload_store.py writes to Postgres is the ciphertext, never the plain payload.
+    """
     codec = codec_for(settings)
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=codec,
         failure_converter_class=failure_converter_class(redactor_for(settings), encrypt=codec is not None),
+        external_storage=external_storage_for(settings),
     )
 
 
