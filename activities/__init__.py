@@ -12,6 +12,7 @@ from activities.compaction import CompactionActivities
 from activities.deps import ActivityDeps
 from activities.memory import MemoryActivities
 from activities.reconcile import ReconcileActivities
+from activities.retention import RetentionActivities
 
 
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
@@ -40,4 +41,5 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         compaction.check,
         compaction.commit,
         compaction.undo,
+        RetentionActivities(deps).apply,
     ]

@@ -9,15 +9,27 @@ itself and are not duplicated here.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -36,6 +48,75 @@ def split_host_port(address: str) -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"expected host:port, for example 127.0.0.1:7233, got {address!r}")
     return host, int(port_text)
+
+
+class MemoryRetentionRule(BaseModel):
+    """Memories of `agent` and/or `kind` (unset: any) older than `keep_days` are archived or deleted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: str | None = Field(default=None, min_length=1, description="only this agent's memories")
+    kind: str | None = Field(default=None, min_length=1, description="only memories of this kind")
+    keep_days: float = Field(ge=0, description="age, from the memory's creation, at which `then` applies")
+    then: Literal["archive", "delete"] = Field(
+        description="archive: kept in Postgres, out of recall and Qdrant; delete: gone everywhere"
+    )
+
+
+class RunRetentionRule(BaseModel):
+    """Finished agent runs (of `agent`, unset: any) closed more than `keep_days` ago are deleted
+    from Temporal (with their child workflows) and from the run mirror in Postgres."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: str | None = Field(default=None, min_length=1, description="only this agent's runs")
+    keep_days: float = Field(ge=0, description="age, from the run's close, at which it is deleted")
+    then: Literal["delete"] = "delete"
+
+
+class RetentionPolicy(BaseModel):
+    """What `aios memory retention` (and its daily schedule) keeps. For each memory or run the
+    first rule that matches it applies; nothing matched is kept forever."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    memories: list[MemoryRetentionRule] = Field(default_factory=list)
+    runs: list[RunRetentionRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _every_rule_can_apply(self) -> RetentionPolicy:
+        selectors: dict[str, list[tuple[str | None, str | None]]] = {
+            "memories": [(rule.agent, rule.kind) for rule in self.memories],
+            "runs": [(rule.agent, None) for rule in self.runs],
+        }
+        for name, rules in selectors.items():
+            for later, selector in enumerate(rules):
+                for earlier in range(later):
+                    if _covers(rules[earlier], selector):
+                        raise ValueError(
+                            f"{name}[{later}] can never apply: {name}[{earlier}] comes first and matches "
+                            f"everything it does (the first matching rule wins; put the narrower rule first)"
+                        )
+        return self
+
+    @property
+    def empty(self) -> bool:
+        return not self.memories and not self.runs
+
+
+def _covers(wider: tuple[str | None, str | None], narrower: tuple[str | None, str | None]) -> bool:
+    """True when a rule selecting `wider` (None: any) matches everything `narrower` selects."""
+    return all(want is None or want == other for want, other in zip(wider, narrower, strict=True))
+
+
+def _nested_problems(error: ValidationError) -> str:
+    """`memories[1].keep_days: Input should be ...`: where inside a nested setting each problem is."""
+    problems = []
+    for item in error.errors():
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"])
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{path.lstrip('.')}: {reason}" if path else reason)
+    return "; ".join(problems)
 
 
 class Settings(BaseSettings):
@@ -147,6 +228,11 @@ class Settings(BaseSettings):
     memory_query_cache_size: int = Field(
         default=1024, ge=0, description="query embeddings a worker keeps, so hot recalls skip the model"
     )
+    retention: RetentionPolicy = Field(
+        default_factory=RetentionPolicy,
+        description="retention rules for memories and finished runs (JSON in AIOS_RETENTION, or "
+        "[[retention.memories]] / [[retention.runs]] tables in aios.toml); empty: keep everything",
+    )
 
     @field_validator("temporal_address")
     @classmethod
@@ -188,6 +274,15 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"expected the path of a readable file, {str(value)!r} does not exist")
         return value
+
+    @field_validator("retention", mode="wrap")
+    @classmethod
+    def _name_the_retention_field(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Pydantic reports a nested problem under the top-level variable alone; say where inside.
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise ValueError(_nested_problems(exc)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -268,3 +363,7 @@ def load_settings(**overrides: Any) -> Settings:
                 reason = "is not a known setting (see the README's Configuration section)"
             problems.append(f"  {variable}: {reason}")
         raise SettingsInvalid("invalid configuration:\n" + "\n".join(problems)) from exc
+    except SettingsError as exc:  # a structured variable (AIOS_RETENTION, ...) that is not JSON
+        found = re.search(r'field "([a-z_]+)"', str(exc))
+        variable = _variable_name((found.group(1),)) if found else "a variable"
+        raise SettingsInvalid(f"invalid configuration:\n  {variable}: expected JSON ({exc})") from exc

@@ -6,5 +6,7 @@ from workflows.agent_run import AgentRunWorkflow
 from workflows.compaction import CompactionWorkflow
 from workflows.ping import PingWorkflow
 from workflows.reconcile import ReconcileEffectWorkflow
+from workflows.retention import RetentionWorkflow
 
 WORKFLOWS: list[type] = [AgentRunWorkflow, PingWorkflow, ReconcileEffectWorkflow, CompactionWorkflow]
+WORKFLOWS.append(RetentionWorkflow)

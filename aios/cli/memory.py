@@ -14,21 +14,31 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
 import typer
 from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
 
 from aios.cli.common import fail, run, say, settings, table
 from aios.memory import documents
+from aios.memory.compaction import Compactor, UndoResult
 from aios.memory.embedders import EmbedderUnavailable
 from aios.memory.factory import build_service, lock_file
-from aios.memory.messages import ForgetRequest, MemoryFilter, MemoryRecallRequest, RememberRequest
+from aios.memory.messages import (
+    ForgetReport,
+    ForgetRequest,
+    MemoryFilter,
+    MemoryRecallRequest,
+    RememberRequest,
+)
+from aios.memory.retention import Retention, RetentionReport, TemporalRuns, create_retention_schedule
 from aios.memory.service import MemoryService
 from aios.memory.vectors import StoreBusy, holder
 from aios.settings import Settings
+from aios.temporal_client import connect
 
 app = typer.Typer(help="Long-term memory: documents in Postgres, vectors in Qdrant.", no_args_is_help=True)
 
@@ -215,30 +225,56 @@ def list_memories(
 @app.command("forget")
 def forget(
     subject: str = typer.Option(..., "--subject", help="who or what to forget"),
-    agent: str | None = typer.Option(None, "--agent", help="only this agent's memories"),
-    keep_runs: bool = typer.Option(False, "--keep-runs", help="keep finished runs' mirrors of the subject"),
+    agent: str | None = typer.Option(None, "--agent", help="only this agent's memories and runs"),
+    keep_runs: bool = typer.Option(
+        False,
+        "--keep-runs",
+        help="keep the subject's runs (their mirrors in Postgres and Temporal's history)",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Remove a subject from Postgres (memories, finished runs' mirrors) and from Qdrant."""
+    """Remove a subject everywhere: memories (Postgres and Qdrant), finished runs (Temporal and
+    their mirrors in Postgres). Runs still going are kept, and the report says how many."""
     config = settings()
 
-    async def go() -> None:
+    async def go() -> ForgetReport:
+        # Temporal first: if it cannot be reached nothing is forgotten, rather than half of it.
+        runs = None if keep_runs else TemporalRuns(await _temporal(config, "nothing was forgotten"))
         async with _memory(config, "write", _echo) as service:
-            report = await service.forget(
-                ForgetRequest(subject=subject, agent=agent), include_runs=not keep_runs
+            return await service.forget(
+                ForgetRequest(subject=subject, agent=agent), include_runs=not keep_runs, runs=runs
             )
-        if as_json:
-            say(report.model_dump_json(indent=2))
-            return
-        say(
-            f"forgot {subject!r}: {report.documents} memory documents and {report.run_mirrors} run mirrors "
-            f"deleted from Postgres; {report.vectors} vectors deleted from Qdrant"
-            + (f", {report.vectors_pending} left to the store's owner" if report.vectors_pending else "")
-        )
-        if report.note:
-            say(report.note)
 
-    run(go())
+    report = run(go())
+    if as_json:
+        say(report.model_dump_json(indent=2))
+        return
+    say(_forget_summary(report))
+    if report.note:
+        say(report.note)
+
+
+def _forget_summary(report: ForgetReport) -> str:
+    pending = f" ({report.vectors_pending} left to the store's holder)" if report.vectors_pending else ""
+    temporal = (
+        f"{report.executions} executions deleted from Temporal (finished runs and their child workflows)"
+        if report.temporal_checked
+        else "Temporal left alone (--keep-runs)"
+    )
+    return (
+        f"forgot {report.subject!r}: {report.documents} memory documents and {report.run_mirrors} run "
+        f"mirrors deleted from Postgres; {report.vectors} vectors deleted from Qdrant{pending}; {temporal}"
+    )
+
+
+async def _temporal(config: Settings, consequence: str) -> Client:
+    try:
+        return await connect(config)
+    except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
+        fail(
+            f"Temporal at {config.temporal_address} did not answer ({exc}); {consequence}. "
+            "Start it with `aios dev up`, or point AIOS_TEMPORAL_ADDRESS at it"
+        )
 
 
 @app.command("reindex")
@@ -279,3 +315,153 @@ def show(run_id: str = typer.Argument(..., help="the run whose working memory to
         for memory in state.recalled:
             say(f"  - {memory}")
     print_state(state)
+
+
+# -- compactions ---------------------------------------------------------------------------------
+
+
+def _sources(row: dict[str, Any]) -> str:
+    """How many of the sources are archived now, read from the compaction's status."""
+    count = row["sources"]
+    return {"archived": str(count), "failed_check": f"0 of {count}", "undone": f"0 ({count} restored)"}.get(
+        row["status"], str(count)
+    )
+
+
+def _fidelity(row: dict[str, Any]) -> str:
+    if row["fidelity"] is None:
+        return "-"
+    return f"{row['fidelity']:.3f} (needs {row['threshold']:.2f})"
+
+
+@app.command("compactions")
+def compactions(
+    subject: str | None = typer.Option(None, "--subject", help="only this subject's compactions"),
+    agent: str | None = typer.Option(None, "--agent", help="only this agent's compactions"),
+    limit: int = typer.Option(50, "--limit", min=1),
+) -> None:
+    """What compaction did, newest first: the sources it archived and the summary's fidelity score
+    (the worst-kept source's similarity to the summary). `undo-compaction ID` reverses one."""
+    config = settings()
+
+    async def go() -> list[dict[str, Any]]:
+        async with _memory(config, "none", _echo) as service:
+            return await Compactor(service).listing(agent=agent, subject=subject, limit=limit)
+
+    rows = [
+        (
+            row["compaction_id"],
+            row["agent"],
+            row["subject"] or "(general)",
+            row["created_at"].isoformat(timespec="seconds"),
+            _sources(row),
+            _fidelity(row),
+            row["status"],
+        )
+        for row in run(go())
+    ]
+    table(
+        f"{len(rows)} compactions",
+        ["id", "agent", "subject", "when", "sources archived", "fidelity", "state"],
+        rows,
+    )
+
+
+@app.command("undo-compaction")
+def undo_compaction(
+    compaction_id: str = typer.Argument(..., help="the id `aios memory compactions` shows"),
+) -> None:
+    """Restore a compaction's original memories (re-indexed) and delete its summary."""
+    config = settings()
+    try:
+        wanted = str(uuid.UUID(compaction_id))
+    except ValueError:
+        fail(f"no compaction {compaction_id!r}: `aios memory compactions` lists them", code=2)
+
+    async def go() -> UndoResult:
+        async with _memory(config, "write", _echo) as service:
+            return await Compactor(service).undo(wanted)
+
+    try:
+        result = run(go())
+    except LookupError:
+        fail(f"no compaction {wanted!r}: `aios memory compactions` lists them")
+    if result.note:
+        say(f"nothing to undo: compaction {wanted} {result.note}")
+        return
+    say(
+        f"undid compaction {wanted}: {result.restored} memories restored"
+        + (", summary deleted" if result.summary_deleted else "")
+    )
+
+
+# -- retention -----------------------------------------------------------------------------------
+
+
+@app.command("retention")
+def retention(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="count what the policy would remove; change nothing"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+    schedule: bool = typer.Option(
+        False,
+        "--schedule",
+        help="instead, create (or replace) the Temporal Schedule that runs it in the worker",
+    ),
+    every_hours: float = typer.Option(24, "--every-hours", min=0.01, help="with --schedule: how often"),
+) -> None:
+    """Apply the retention policy (AIOS_RETENTION) once to Postgres, Qdrant and Temporal, and
+    print what it archived and deleted in each."""
+    config = settings()
+    if schedule:
+        run(_schedule_retention(config, timedelta(hours=every_hours)))
+        return
+    report = run(_apply_retention(config, dry_run))
+    if as_json:
+        totals = {what: count for _, what, count in report.by_store()}
+        say(json.dumps({**report.model_dump(mode="json"), "totals": totals}, indent=2))
+        return
+    _print_retention(report)
+
+
+async def _apply_retention(config: Settings, dry_run: bool) -> RetentionReport:
+    policy = config.retention
+    # Temporal is needed only by run rules; without it nothing is changed.
+    runs = TemporalRuns(await _temporal(config, "nothing was changed")) if policy.runs else None
+    async with _memory(config, "write", _echo) as service:
+        engine = Retention(
+            service.pool, memory=service, runs=runs, progress=lambda line: say(line, style="dim")
+        )
+        return await engine.apply(policy, dry_run=dry_run)
+
+
+async def _schedule_retention(config: Settings, every: timedelta) -> None:
+    client = await _temporal(config, "no schedule was made")
+    handle = await create_retention_schedule(client, task_queue=config.task_queue, every=every)
+    say(
+        f"schedule {handle.id}: retention every {every} on task queue {config.task_queue!r}; each pass "
+        "applies the AIOS_RETENTION of the worker that runs it"
+    )
+    if config.retention.empty:
+        say("note: this process has no retention rules; give the worker AIOS_RETENTION", style="yellow")
+
+
+def _print_retention(report: RetentionReport) -> None:
+    verb = "would be" if report.dry_run else "were"
+    title = f"retention as of {report.as_of.isoformat(timespec='seconds')}" + (
+        " (dry run)" if report.dry_run else ""
+    )
+    table(title, ["store", "what", "count"], report.by_store())
+    rules = [(o.rule, f"{o.archived} archived, {o.deleted} deleted") for o in report.memory_rules] + [
+        (
+            o.rule,
+            f"{o.runs} runs ({o.executions} executions) and {o.mirrors} mirrors deleted; "
+            f"{o.still_going} kept, still going",
+        )
+        for o in report.run_rules
+    ]
+    if rules:
+        table(f"by rule (what {verb} removed)", ["rule", "outcome"], rules)
+    for note in report.notes:
+        say(note, style="yellow")

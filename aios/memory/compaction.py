@@ -213,9 +213,12 @@ MARK_UNDONE = (
     "UPDATE aios_memory_compactions SET status = 'undone', undone_at = now() WHERE compaction_id = %s"
 )
 DELETE_DOCUMENT = "DELETE FROM aios_memories WHERE memory_id = %s RETURNING memory_id::text"
+# `fidelity` is the worst-kept source's score: the check passed when it reached `threshold`.
 LIST = """
 SELECT compaction_id::text, agent, subject, status, cardinality(source_ids), summary_id::text,
-       created_at, undone_at
+       created_at, undone_at,
+       (SELECT min((score->>'similarity')::float8) FROM jsonb_array_elements(scores) AS score),
+       threshold
 FROM aios_memory_compactions
 WHERE (%(agent)s::text IS NULL OR agent = %(agent)s) AND (%(subject)s::text IS NULL OR subject = %(subject)s)
 ORDER BY created_at DESC LIMIT %(limit)s
@@ -330,7 +333,7 @@ class Compactor:
             archived = await _fetch_ids(conn, ARCHIVE, (commit.compaction_id, ids))
             await documents.add_tombstones(conn, archived)
             await self._record(commit, "archived", remembered.memory_id, conn)
-        await self._drop_vectors(archived)
+        await self.memory.drop_vectors(archived)
         return CompactionResult(
             compaction_id=commit.compaction_id,
             status="archived",
@@ -357,7 +360,7 @@ class Compactor:
             deleted = await _fetch_ids(conn, DELETE_DOCUMENT, (done.summary_id,)) if done.summary_id else []
             await documents.add_tombstones(conn, deleted)
             await conn.execute(MARK_UNDONE, (compaction_id,))
-        await self._drop_vectors(deleted)
+        await self.memory.drop_vectors(deleted)
         await self.memory.sync(force=True)  # the owner re-indexes the restored rows now
         return UndoResult(compaction_id=compaction_id, restored=len(restored), summary_deleted=bool(deleted))
 
@@ -390,6 +393,8 @@ class Compactor:
             "summary_id",
             "created_at",
             "undone_at",
+            "fidelity",
+            "threshold",
         )
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
@@ -418,14 +423,6 @@ class Compactor:
             return
         async with self.memory.pool.connection() as own:
             await own.execute(RECORD, params)
-
-    async def _drop_vectors(self, ids: list[str]) -> None:
-        """Delete vectors now when this process owns the store; else its owner applies the tombstones."""
-        self.memory._searches.clear()
-        if ids and self.memory.owns_store and self.memory.store is not None:
-            await self.memory._in_store(self.memory.store.delete, ids)
-            async with self.memory.pool.connection() as conn:
-                await documents.clear_tombstones(conn, ids)
 
 
 async def _fetch_ids(conn: AsyncConnection[Any], sql: str, params: tuple[Any, ...]) -> list[str]:

@@ -119,6 +119,12 @@ LIVE_SUBJECT_RUNS = """
 SELECT count(*) FROM aios_runs
 WHERE (task->>'subject' = %s OR task->>'customer' = %s) AND (%s::text IS NULL OR agent = %s)
 """
+SUBJECT_RUN_IDS = """
+SELECT run_id FROM aios_runs
+WHERE (task->>'subject' = %s OR task->>'customer' = %s) AND (%s::text IS NULL OR agent = %s)
+ORDER BY run_id
+"""
+DELETE_RUNS = "DELETE FROM aios_runs WHERE run_id = ANY(%s::text[])"
 ALL_WITH_VECTORS = f"""
 SELECT {DOCUMENT_COLUMNS}, embedding, embedder FROM aios_memories
 WHERE archived_at IS NULL AND memory_id::text > %s ORDER BY memory_id::text LIMIT %s
@@ -240,6 +246,20 @@ async def delete_subject_runs(conn: AsyncConnection[Any], subject: str, agent: s
     cursor = await conn.execute(LIVE_SUBJECT_RUNS, (subject, subject, agent, agent))
     row = await cursor.fetchone()
     return deleted, int(row[0]) if row else 0
+
+
+async def subject_run_ids(conn: AsyncConnection[Any], subject: str, agent: str | None) -> list[str]:
+    """Every mirrored run of the subject, finished or not: where to look for it in Temporal."""
+    cursor = await conn.execute(SUBJECT_RUN_IDS, (subject, subject, agent, agent))
+    return [row[0] for row in await cursor.fetchall()]
+
+
+async def delete_runs(conn: AsyncConnection[Any], run_ids: list[str]) -> int:
+    """Delete these runs' mirrors (runs Temporal says are over); return how many there were."""
+    if not run_ids:
+        return 0
+    cursor = await conn.execute(DELETE_RUNS, (run_ids,))
+    return cursor.rowcount
 
 
 async def scan(conn: AsyncConnection[Any], *, after: str, limit: int) -> list[tuple[Document, Vector, str]]:

@@ -161,3 +161,6 @@ class ForgetReport(Payload):
     vectors_pending: int = Field(description="vectors left for the process holding the store")
     run_mirrors: int = Field(default=0, description="aios_runs rows of the subject deleted")
     note: str = ""
+    temporal_checked: bool = Field(default=False, description="the subject's runs were looked up in Temporal")
+    executions: int = Field(default=0, description="Temporal executions deleted: runs and their children")
+    runs_still_going: int = Field(default=0, description="runs of the subject not finished: kept everywhere")

@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from aios.memory import documents
@@ -44,6 +45,30 @@ CANDIDATES_PER_RESULT = 4  # re-ranking by recency and importance needs more tha
 MIN_CANDIDATES = 20
 
 StoreFactory = Callable[[str, int], VectorStore]
+
+
+@dataclass(frozen=True)
+class ErasedRuns:
+    """What became of a subject's runs in Temporal (aios.memory.retention.TemporalRuns)."""
+
+    finished: list[str]  # no longer in Temporal (deleted now, or before): their mirrors may go
+    running: list[str]  # still going: kept in Temporal and in the mirror
+    executions: int  # executions deleted: the runs, earlier runs of their chains, their children
+
+
+class RunEraser(Protocol):
+    async def erase(self, run_ids: list[str]) -> ErasedRuns: ...
+
+
+async def _delete_run_mirrors(
+    conn: AsyncConnection[Any], request: ForgetRequest, include_runs: bool, erased: ErasedRuns | None
+) -> tuple[int, int]:
+    """(mirrors deleted, runs still going): by what Temporal said, else by the mirrors' status."""
+    if not include_runs:
+        return 0, 0
+    if erased is None:
+        return await documents.delete_subject_runs(conn, request.subject, request.agent)
+    return await documents.delete_runs(conn, erased.finished), len(erased.running)
 
 
 @dataclass
@@ -189,38 +214,60 @@ class MemoryService:
                 await documents.clear_tombstones(conn, doomed)
         return len(waiting), len(doomed)
 
-    async def forget(self, request: ForgetRequest, *, include_runs: bool = True) -> ForgetReport:
+    async def forget(
+        self, request: ForgetRequest, *, include_runs: bool = True, runs: RunEraser | None = None
+    ) -> ForgetReport:
         """Delete the subject's documents, then their vectors (now, or by the store's owner).
 
         Tombstones are written in the documents' transaction and cleared once the vectors are
-        gone, so a crash in between leaves work for the next sync, never a stray vector.
+        gone, so a crash in between leaves work for the next sync, never a stray vector. With
+        `runs` (Temporal), the subject's finished runs leave Temporal first and their mirrors
+        after, so a crash in between leaves mirrors that a second forget finds again; without
+        it, the mirrors of runs that ended are deleted and Temporal is left alone.
         """
+        erased = await runs.erase(await self._subject_runs(request)) if include_runs and runs else None
         async with self.pool.connection() as conn, conn.transaction():
             ids = await documents.delete_subject(conn, request.subject, request.agent)
-            runs, live = (
-                await documents.delete_subject_runs(conn, request.subject, request.agent)
-                if include_runs
-                else (0, 0)
-            )
+            mirrors, live = await _delete_run_mirrors(conn, request, include_runs, erased)
             await documents.add_tombstones(conn, ids)
-        self._searches.clear()
-        notes = [f"{live} run(s) of this subject still going keep their mirror"] if live else []
-        if self.store is not None:
-            await self._in_store(self.store.delete, ids)  # the exhaustive reader's own copy, too
-        if self.owns_store:
-            async with self.pool.connection() as conn:
-                await documents.clear_tombstones(conn, ids)
-        else:
+        deleted = await self.drop_vectors(ids)
+        notes = []
+        if live:
+            notes.append(f"{live} run(s) of this subject still going were kept; forget again once they end")
+        if deleted < len(ids):
             notes.append("the process holding the store deletes the vectors within a second")
-        deleted = len(ids) if self.owns_store else 0
         return ForgetReport(
             subject=request.subject,
             documents=len(ids),
             vectors=deleted,
             vectors_pending=len(ids) - deleted,
-            run_mirrors=runs,
+            run_mirrors=mirrors,
             note="; ".join(notes),
+            temporal_checked=erased is not None,
+            executions=erased.executions if erased is not None else 0,
+            runs_still_going=live,
         )
+
+    async def _subject_runs(self, request: ForgetRequest) -> list[str]:
+        async with self.pool.connection() as conn:
+            return await documents.subject_run_ids(conn, request.subject, request.agent)
+
+    async def drop_vectors(self, ids: list[str]) -> int:
+        """Delete these vectors now when this process owns the store, and clear their tombstones;
+        else the tombstones (written with the documents' change) are left for the owner.
+
+        Returns how many were deleted now.
+        """
+        self._searches.clear()
+        if not ids:
+            return 0
+        if self.store is not None:
+            await self._in_store(self.store.delete, ids)  # the exhaustive reader's own copy, too
+        if not self.owns_store:
+            return 0
+        async with self.pool.connection() as conn:
+            await documents.clear_tombstones(conn, ids)
+        return len(ids)
 
     async def reindex(self, progress: Callable[[str], None] = lambda _: None) -> ReindexReport:
         """Rebuild the store from Postgres: re-embed rows of another model, copy every vector."""
