@@ -339,6 +339,7 @@ def compactions(
     subject: str | None = typer.Option(None, "--subject", help="only this subject's compactions"),
     agent: str | None = typer.Option(None, "--agent", help="only this agent's compactions"),
     limit: int = typer.Option(50, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """What compaction did, newest first: the sources it archived and the summary's fidelity score
     (the worst-kept source's similarity to the summary). `undo-compaction ID` reverses one."""
@@ -348,6 +349,10 @@ def compactions(
         async with _memory(config, "none", _echo) as service:
             return await Compactor(service).listing(agent=agent, subject=subject, limit=limit)
 
+    found = run(go())
+    if as_json:
+        say(json.dumps(found, indent=2, default=str))
+        return
     rows = [
         (
             row["compaction_id"],
@@ -358,7 +363,7 @@ def compactions(
             _fidelity(row),
             row["status"],
         )
-        for row in run(go())
+        for row in found
     ]
     table(
         f"{len(rows)} compactions",
@@ -379,13 +384,14 @@ def undo_compaction(
         fail(f"no compaction {compaction_id!r}: `aios memory compactions` lists them", code=2)
 
     async def go() -> UndoResult:
+        async with _memory(config, "none", _echo) as service:
+            known = await Compactor(service).get(wanted) is not None
+        if not known:
+            fail(f"no compaction {wanted!r}: `aios memory compactions` lists them")
         async with _memory(config, "write", _echo) as service:
             return await Compactor(service).undo(wanted)
 
-    try:
-        result = run(go())
-    except LookupError:
-        fail(f"no compaction {wanted!r}: `aios memory compactions` lists them")
+    result = run(go())
     if result.note:
         say(f"nothing to undo: compaction {wanted} {result.note}")
         return

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from typer.testing import CliRunner
 
 from aios.cli.memory import app
+from aios.memory.compaction import CommitRequest, CompactionRequest, Compactor
 from aios.memory.factory import build_service
 from aios.memory.messages import RememberRequest
 from aios.memory.service import MemoryService
@@ -103,3 +106,112 @@ async def test_commands_with_the_store_free(worker_memory: MemoryService) -> Non
     code, output = await asyncio.to_thread(invoke, "forget", "--subject", "globex")
     assert code == 0, output
     assert "1 vectors deleted from Qdrant" in output
+
+
+# -- compactions, retention ------------------------------------------------------------------
+
+
+async def _compact_acme(service: MemoryService) -> str:
+    """A compaction of acme's memories, made as the workflow makes it (its steps, in order)."""
+    await service.remember(RememberRequest(key="3", agent="desk", text="acme ships by post", subject="acme"))
+    compactor = Compactor(service)
+    request = CompactionRequest(agent="desk", subject="acme", older_than_days=0)
+    sources = await compactor.candidates(request, datetime.now(UTC))
+    summary = await compactor.summarise(request, sources)
+    result = await compactor.commit(
+        CommitRequest(
+            compaction_id=str(uuid.uuid4()),
+            request=request,
+            sources=sources,
+            summary=summary,
+            fidelity=await compactor.check(sources, summary.text, request.threshold),
+        )
+    )
+    assert result.status == "archived"
+    return result.compaction_id
+
+
+async def _archived(service: MemoryService) -> dict[str, bool]:
+    async with service.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT text, archived_at IS NOT NULL FROM aios_memories WHERE subject = 'acme'"
+        )
+        return {row[0]: row[1] for row in await cursor.fetchall()}
+
+
+async def test_compactions_are_listed_and_undone_while_the_store_is_held(
+    worker_memory: MemoryService,
+) -> None:
+    compaction_id = await _compact_acme(worker_memory)
+
+    code, output = await asyncio.to_thread(invoke, "compactions", "--subject", "acme", "--json")
+    assert code == 0, output
+    [listed] = json.loads(output[output.index("[") :])
+    assert (listed["compaction_id"], listed["status"], listed["sources"]) == (compaction_id, "archived", 2)
+    assert listed["fidelity"] >= listed["threshold"]
+    code, output = await asyncio.to_thread(invoke, "compactions")
+    assert code == 0, output
+    assert "1 compactions" in output and "archived" in output and "acme" in output
+
+    code, output = await asyncio.to_thread(invoke, "undo-compaction", compaction_id)
+    assert code == 0, output
+    assert "2 memories restored, summary deleted" in output
+    assert await _archived(worker_memory) == {"acme pays by card": False, "acme ships by post": False}
+    assert await worker_memory.sync(force=True) == (2, 1)  # the holder re-indexes them, drops the summary
+
+    code, output = await asyncio.to_thread(invoke, "compactions", "--subject", "acme", "--json")
+    assert json.loads(output[output.index("[") :])[0]["status"] == "undone"
+    code, output = await asyncio.to_thread(invoke, "undo-compaction", compaction_id)
+    assert code == 0 and "nothing to undo" in output and "undone" in output
+
+
+async def test_undo_of_an_unknown_compaction_says_so(worker_memory: MemoryService) -> None:
+    unknown = str(uuid.uuid4())
+    code, output = await asyncio.to_thread(invoke, "undo-compaction", unknown)
+    assert code == 1
+    assert f"no compaction '{unknown}': `aios memory compactions` lists them" in " ".join(output.split())
+    code, output = await asyncio.to_thread(invoke, "undo-compaction", "not-an-id")
+    assert code == 2
+    assert "no compaction 'not-an-id'" in output
+
+
+async def test_retention_from_the_cli_while_the_store_is_held(
+    worker_memory: MemoryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = {
+        "memories": [{"agent": "desk", "subject": None, "kind": "note", "keep_days": 30, "then": "delete"}]
+    }
+    monkeypatch.setenv("AIOS_RETENTION", json.dumps(policy))
+    code, output = await asyncio.to_thread(invoke, "retention", "--dry-run")
+    assert code == 2  # `subject` is not a field of a rule
+    assert "AIOS_RETENTION: memories[0].subject" in output
+
+    del policy["memories"][0]["subject"]
+    monkeypatch.setenv("AIOS_RETENTION", json.dumps(policy))
+    async with worker_memory.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE aios_memories SET created_at = now() - interval '40 days' WHERE subject = 'acme'"
+        )
+
+    code, output = await asyncio.to_thread(invoke, "retention", "--dry-run", "--json")
+    assert code == 0, output
+    totals = json.loads(output[output.index("{") :])["totals"]
+    assert totals["memory documents deleted"] == 1
+    assert await _archived(worker_memory) == {"acme pays by card": False}
+
+    code, output = await asyncio.to_thread(invoke, "retention")
+    assert code == 0, output
+    assert "memory documents deleted" in output and "memories[0]: agent=desk kind=note" in output
+    assert await _archived(worker_memory) == {}
+    assert await worker_memory.sync(force=True) == (0, 1)  # the holder drops the vector
+    assert worker_memory.store is not None and worker_memory.store.count() == 1
+
+
+async def test_forget_names_every_store(worker_memory: MemoryService) -> None:
+    code, output = await asyncio.to_thread(invoke, "forget", "--subject", "acme")
+    assert code == 0, output
+    assert "1 memory documents and 0 run mirrors deleted from Postgres" in output
+    assert "0 executions deleted from Temporal" in output
+    code, output = await asyncio.to_thread(invoke, "forget", "--subject", "globex", "--keep-runs")
+    assert code == 0, output
+    assert "Temporal left alone (--keep-runs)" in output
