@@ -29,7 +29,9 @@ lint: setup
 faults: up
 	AIOS_FAULTS_FULL=1 $(BIN)/pytest -q tests/faults $(PYTEST_ARGS)
 
+# Installs the `bench` extra (LangGraph, matplotlib, psutil) first; rewrites docs/BENCHMARKS.md.
 bench: up
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 # Re-records tests/replay/histories/ from real runs (see tests/replay/record.py first).

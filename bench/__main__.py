@@ -12,7 +12,13 @@ from pathlib import Path
 from bench.report import Section, machine
 
 # One entry per benchmark module; each has `async def measure() -> Section`.
-BENCHMARKS = ["ping_roundtrip", "conductor_overhead", "ledger_overhead", "memory_recall"]
+BENCHMARKS = [
+    "ping_roundtrip",
+    "conductor_overhead",
+    "ledger_overhead",
+    "memory_recall",
+    "langgraph_side_by_side",
+]
 OUTPUT = Path("docs/BENCHMARKS.md")
 
 
