@@ -445,9 +445,10 @@ async def _apply_retention(config: Settings, dry_run: bool) -> RetentionReport:
 async def _schedule_retention(config: Settings, every: timedelta) -> None:
     client = await _temporal(config, "no schedule was made")
     handle = await create_retention_schedule(client, task_queue=config.task_queue, every=every)
+    hours = every.total_seconds() / 3600
     say(
-        f"schedule {handle.id}: retention every {every} on task queue {config.task_queue!r}; each pass "
-        "applies the AIOS_RETENTION of the worker that runs it"
+        f"schedule {handle.id}: retention every {hours:g} hours on task queue {config.task_queue!r}; "
+        "each pass applies the AIOS_RETENTION of the worker that runs it"
     )
     if config.retention.empty:
         say("note: this process has no retention rules; give the worker AIOS_RETENTION", style="yellow")

@@ -53,7 +53,6 @@ AGENT_RUN = "AgentRun"  # the agent run's workflow type (aios.client starts it b
 RETENTION_WORKFLOW = "MemoryRetention"  # workflows/retention.py; started by name, as aios.client does
 RETENTION_SCHEDULE = "memory-retention"
 BATCH = 500
-SECONDS_PER_DAY = 86_400
 FINISHED = [status.value for status in RunStatus if status.terminal]
 
 Progress = Callable[[str], None]
@@ -216,7 +215,11 @@ class TemporalRuns:
                 executions.add((found.id, found.run_id))
         # Children first: a crash part-way leaves the root, which the next pass finds again.
         ordered = sorted(executions, key=lambda execution: execution[0] == workflow_id)
-        deleted = len(ordered) if dry_run else sum([await self._delete(*execution) for execution in ordered])
+        deleted = len(ordered)
+        if not dry_run:
+            deleted = 0
+            for execution in ordered:
+                deleted += await self._delete(*execution)
         self.progress(f"{'would delete' if dry_run else 'deleted'} {workflow_id} ({deleted} executions)")
         return "deleted", deleted
 
