@@ -52,6 +52,11 @@ async def worker_memory(memory_env: None, scratch_database: str) -> AsyncIterato
         await service.close()
 
 
+def flat(output: str) -> str:
+    """The output with rich's line wrapping undone (it wraps at 80 columns: paths move the breaks)."""
+    return " ".join(output.split())
+
+
 def invoke(*args: str) -> tuple[int, str]:
     # The CLI runs its own event loop (asyncio.run), so it runs in a thread beside the test's loop.
     result = runner.invoke(app, list(args))
@@ -61,7 +66,7 @@ def invoke(*args: str) -> tuple[int, str]:
 async def test_search_falls_back_to_postgres_while_the_store_is_held(worker_memory: MemoryService) -> None:
     code, output = await asyncio.to_thread(invoke, "search", "acme card", "--agent", "desk", "--json")
     assert code == 0, output
-    assert "Searching Postgres's copy" in output
+    assert "Searching Postgres's copy" in flat(output)
     payload = json.loads(output[output.index("{") :])
     assert payload["items"][0]["text"] == "acme pays by card"
 
@@ -87,14 +92,14 @@ async def test_remember_while_held_is_indexed_by_the_holder(worker_memory: Memor
 async def test_reindex_refuses_while_held_and_says_why(worker_memory: MemoryService) -> None:
     code, output = await asyncio.to_thread(invoke, "reindex")
     assert code == 1
-    assert "needs it to itself" in output
+    assert "needs it to itself" in flat(output)
     assert "AIOS_QDRANT_URL" in output
 
 
 async def test_info_names_the_holder_and_the_embedder(worker_memory: MemoryService) -> None:
     code, output = await asyncio.to_thread(invoke, "info")
     assert code == 0, output
-    assert "held by pid" in output
+    assert "held by pid" in flat(output)
     assert "TEST ONLY" in output
 
 
@@ -169,7 +174,7 @@ async def test_undo_of_an_unknown_compaction_says_so(worker_memory: MemoryServic
     unknown = str(uuid.uuid4())
     code, output = await asyncio.to_thread(invoke, "undo-compaction", unknown)
     assert code == 1
-    assert f"no compaction '{unknown}': `aios memory compactions` lists them" in " ".join(output.split())
+    assert f"no compaction '{unknown}': `aios memory compactions` lists them" in flat(output)
     code, output = await asyncio.to_thread(invoke, "undo-compaction", "not-an-id")
     assert code == 2
     assert "no compaction 'not-an-id'" in output
