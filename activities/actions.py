@@ -141,6 +141,11 @@ async def _connector_span(call: ActionCall) -> AsyncIterator[None]:
 async def _heartbeating() -> AsyncIterator[None]:
     """Heartbeat while a connector call runs, so a dead worker's call is retried in seconds."""
 
+    if activity.info().is_local:
+        # A local activity cannot heartbeat; its workflow task's own timeout watches the worker.
+        yield
+        return
+
     async def beat() -> None:
         while True:
             activity.heartbeat()

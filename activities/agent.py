@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from psycopg import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,6 +24,7 @@ from aios.models.run import (
     RecallRequest,
     RecallResult,
     RecordRequest,
+    Settlement,
     SlotRequest,
     ThinkRequest,
     ThinkResult,
@@ -109,18 +111,19 @@ class AgentActivities:
 
     @activity.defn(name="agent.think")
     async def think(self, request: ThinkRequest) -> ThinkResult:
-        async with self._pool.connection() as conn:
+        record = request.record
+        async with self._pool.connection() as conn, conn.transaction():
+            # Settled first, so the caps see what the last turn really used.
+            await _settle(conn, record.settle if record else None)
             grant = await budget.reserve(conn, request.budget)
+            if record is not None:
+                await _bookkeep(conn, record)
         if not grant.granted:
             return ThinkResult(grant=grant)
         plan = await self._plan(request.plan)
-        async with self._pool.connection() as conn:
-            await budget.settle(
-                conn,
-                reservation_key=request.budget.reservation_key,
-                tokens=plan.tokens_used,
-                cost=plan.cost,
-            )
+        if not request.settle_later:
+            async with self._pool.connection() as conn:
+                await _settle(conn, _settlement(request, plan))
         return ThinkResult(grant=grant, plan=plan)
 
     async def _plan(self, request: PlanRequest) -> PlanResponse:
@@ -148,13 +151,34 @@ class AgentActivities:
 
     @activity.defn(name="agent.record")
     async def record(self, request: RecordRequest) -> None:
-        """Audit rows and the state mirror in one transaction: both or neither."""
-        trace_id = current_trace_id()
-        state = request.state
+        """Settlement, state mirror, audit rows and slot release in one transaction: all or none."""
         async with self._pool.connection() as conn, conn.transaction():
-            # Chained under the audit lock, held to commit; a retried record skips its rows.
-            await append(conn, run_entries(request.events, state, trace_id))
-            await runs.mirror_run(conn, state, task=request.task, paired_with=request.paired_with)
+            await _settle(conn, request.settle)
+            await _bookkeep(conn, request)
+
+
+async def _settle(conn: AsyncConnection[Any], settlement: Settlement | None) -> None:
+    if settlement is not None:
+        await budget.settle(
+            conn,
+            reservation_key=settlement.reservation_key,
+            tokens=settlement.tokens,
+            cost=settlement.cost,
+        )
+
+
+def _settlement(request: ThinkRequest, plan: PlanResponse) -> Settlement:
+    return Settlement(reservation_key=request.budget.reservation_key, tokens=plan.tokens_used, cost=plan.cost)
+
+
+async def _bookkeep(conn: AsyncConnection[Any], request: RecordRequest) -> None:
+    state = request.state
+    await runs.mirror_run(conn, state, task=request.task, paired_with=request.paired_with)
+    if request.release is not None:
+        await runs.release_slot(conn, agent=request.release.agent, run_id=request.release.run_id)
+    # Last: the audit chain's lock is global and held to commit, so it is held the shortest.
+    # A retried record skips the rows it already chained.
+    await append(conn, run_entries(request.events, state, current_trace_id()))
 
 
 def _chat_request(request: PlanRequest) -> ChatRequest:

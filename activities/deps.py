@@ -38,7 +38,10 @@ class ActivityDeps:
     memory_unavailable: str = ""
 
 
-async def open_deps(settings: Settings) -> ActivityDeps:
+async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
+    """The pool, connectors and models; long-term memory too unless `memory` is False (an
+    embedded store serves one process, so a second set of deps in a worker's process must
+    leave it to the worker)."""
     # Autocommit: a ledger intent must be durable before the connector is called.
     pool = AsyncConnectionPool(
         settings.resolved_database_url,
@@ -53,15 +56,15 @@ async def open_deps(settings: Settings) -> ActivityDeps:
     connectors = build_connectors(settings, http)
     models = build_models(settings)
     # Opened before the worker polls: building the vector index holds the GIL for a while.
-    memory, memory_unavailable = await open_memory(settings, pool)
+    service, unavailable = await open_memory(settings, pool) if memory else (None, "not opened here")
     return ActivityDeps(
         settings=settings,
         pool=pool,
         http=http,
         connectors=connectors,
         models=models,
-        memory=memory,
-        memory_unavailable=memory_unavailable,
+        memory=service,
+        memory_unavailable=unavailable,
     )
 
 

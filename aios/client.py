@@ -8,6 +8,7 @@ state = await client.state(started.run_id)
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,17 +22,31 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from aios.errors import AdmissionRefused, DecisionRefused, RunFinished, RunNotFound
+from aios.errors import AdmissionRefused, DecisionRefused, InputTooLarge, RunFinished, RunNotFound
 from aios.ledger import budget, runs
 from aios.models import PingInput, PingResult
 from aios.models.manifest import AgentManifest
-from aios.models.run import Decision, DecisionOutcome, DecisionRequest, ResumeRequest, RunInput, RunState
+from aios.models.run import (
+    DEFAULT_MAX_HISTORY_EVENTS,
+    Decision,
+    DecisionOutcome,
+    DecisionRequest,
+    ResumeRequest,
+    RunInput,
+    RunState,
+)
 from aios.rollouts import VersionDiff, diff_runs
 from aios.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.settings import Settings
 from aios.temporal_client import connect
 
 AGENT_RUN = "AgentRun"
+# Temporal refuses a payload over 2 MiB (`limit.blobSize.error`, on the dev server as on Cloud)
+# with a bare "Blob data size exceeds limit". Offloading large payloads to Postgres lifts that,
+# but the task still goes whole to the model on every turn, where megabytes overflow any context
+# window. So a run's input stays under this, measured encrypted and before offloading, and the
+# error says what to do instead.
+MAX_INPUT_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class AiosClient:
         run_id: str | None = None,
         requested_by: str = "operator",
         task_queue: str | None = None,
+        max_history_events: int = DEFAULT_MAX_HISTORY_EVENTS,
     ) -> RunStarted:
         """Admit and start a run; canary rollouts decide which manifest version it gets."""
         if manifest is None:
@@ -99,16 +115,34 @@ class AiosClient:
             mode=chosen.mode,
             start_paused=paused,
             requested_by=requested_by,
+            max_history_events=max_history_events,
         )
-        await self._start(request, run_id, task_queue)
-        shadow_id = None
+        shadow_request = None
         if shadow is not None:
-            shadow_id = f"{run_id}-shadow"
             shadow_request = request.model_copy(
                 update={"manifest": shadow, "mode": "shadow", "paired_with": run_id}
             )
+        # Both checked before either starts: a refused shadow must not leave its live run behind.
+        for checked in (request, shadow_request):
+            if checked is not None:
+                await self._check_size(checked)
+        await self._start(request, run_id, task_queue)
+        shadow_id = None
+        if shadow_request is not None:
+            shadow_id = f"{run_id}-shadow"
             await self._start(shadow_request, shadow_id, task_queue)
         return RunStarted(run_id, agent, chosen.version, chosen.mode, shadow_id)
+
+    async def _check_size(self, request: RunInput) -> None:
+        """Refuse an oversized input before anything starts; measured converted and encrypted."""
+        converter = self.temporal.data_converter
+        # Not `converter.encode`: that would also write a large payload to the payload store.
+        payloads = converter.payload_converter.to_payloads([request])
+        if converter.payload_codec is not None:
+            payloads = await converter.payload_codec.encode(payloads)
+        size = sum(payload.ByteSize() for payload in payloads)
+        if size > MAX_INPUT_BYTES:
+            raise InputTooLarge(_too_large(request, size))
 
     async def _admit(self, manifest: AgentManifest) -> tuple[bool, tuple[AgentManifest, float, str] | None]:
         async with await self._db() as conn:
@@ -317,6 +351,28 @@ def _quote(value: str) -> str:
 
 def _summarize(task: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in list(task.items())[:4]) or "(no input)"
+
+
+def _too_large(request: RunInput, size: int) -> str:
+    """What makes the input too big (the largest field, and its largest key), and the fix."""
+    sizes = {name: _json_size(value) for name, value in request.model_dump(mode="json").items()}
+    largest = max(sizes, key=sizes.__getitem__)
+    where = f"`{largest}` ({sizes[largest]:,} bytes"
+    if largest == "task" and request.task:
+        key = max(request.task, key=lambda name: _json_size(request.task[name]))
+        where += f", mostly `task.{key}`"
+    subject = request.task.get("subject") or request.task.get("customer") or "SUBJECT"
+    return (
+        f"the run's input is {size:,} bytes once encoded, over the limit of {MAX_INPUT_BYTES:,} bytes "
+        f"for a run's input; the largest field is {where}). No run was started. "
+        f"Keep the task to short fields: put large material in memory, in pieces, with "
+        f"`aios memory remember --agent {request.agent} --subject {subject} TEXT` (the run recalls "
+        f"what is remembered about its subject), or store it elsewhere and pass a reference (an id or URL)."
+    )
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, default=str).encode())
 
 
 def _not_found(run_id: str, error: RPCError) -> Exception:

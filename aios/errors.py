@@ -38,3 +38,7 @@ class DecisionRefused(AiosError):
 
 class ManifestInvalid(AiosError):
     """An agent manifest is missing, unreadable or invalid; the message names the file and field."""
+
+
+class InputTooLarge(AiosError):
+    """A run's input is over what Temporal accepts; nothing was started. The message names the field."""

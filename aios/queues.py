@@ -7,3 +7,12 @@ Each connector's actions go to a queue of their own, so a rate limit set on that
 
 def connector_queue(base: str, connector: str) -> str:
     return f"{base}/connector/{connector}"
+
+
+# Connectors that do no I/O of their own run as local activities in the run's workflow task:
+# no trip through a task queue, and no rate limit to hold. Every other connector gets a queue.
+INLINE_CONNECTORS = frozenset({"noop"})
+
+
+def runs_inline(connector: str) -> bool:
+    return connector in INLINE_CONNECTORS

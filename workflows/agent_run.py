@@ -16,7 +16,9 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    CancelledError,
     ChildWorkflowError,
+    FailureError,
     WorkflowAlreadyStartedError,
 )
 
@@ -49,16 +51,18 @@ with workflow.unsafe.imports_passed_through():
         RecordRequest,
         RefusedDecision,
         ResumeRequest,
+        RunCarry,
         RunInput,
         RunState,
         RunStatus,
+        Settlement,
         SlotRequest,
         StepRecord,
         StepStatus,
         ThinkRequest,
     )
     from aios.policy import grade_action, may_approve
-    from aios.queues import connector_queue
+    from aios.queues import connector_queue, runs_inline
     from aios.search_attributes import RISK_KEY, STATE_KEY
     from aios.webhooks import reconcile_workflow_id
     from connectors import errors as connector_errors
@@ -85,6 +89,21 @@ RECEIVED_EXCERPT = 300
 # the effect): a ReconcileEffect child reads the ledger and settles it by asking, never guessing.
 RECONCILE_PATCH = "reconcile-unknown-effects"
 MEMORY_RECALL_PATCH = "memory-recall"
+# Cheap work stays inside the workflow task: slot, recall and inline connectors run as local
+# activities, and a step's bookkeeping (settlement, state mirror, audit rows) rides in the
+# next turn's reservation transaction instead of three transactions of its own.
+FUSED_BOOKKEEPING_PATCH = "fused-bookkeeping"
+# One quick try in the workflow task; a busy agent's run then queues on the regular activity.
+SLOT_FAST_TRY = RetryPolicy(maximum_attempts=1)
+ACKNOWLEDGE_PAUSE = timedelta(milliseconds=1)
+# A long run hands its state to a fresh history (same workflow id) before Temporal's limits,
+# and ends its workflow task every CHECKPOINT_TURNS turns: inline steps otherwise keep one
+# task open, which delays queries and holds every step's marker for a single large commit.
+CONTINUE_AS_NEW_PATCH = "continue-as-new"
+CHECKPOINT_TURNS = 50
+DECIDE_SHAPE = (
+    '{"verdict": "approve" | "reject", "decision": {"approver": "<name>", "note": "", "step": null}}'
+)
 CONNECTOR_ERRORS = frozenset(
     name
     for name, value in vars(connector_errors).items()
@@ -124,6 +143,19 @@ class RunProgress:
         self.outcome = ""
         self.recalled: list[str] = []
 
+    def restore(self, state: RunState) -> None:
+        """Take up where the previous run of the chain stopped (continue-as-new)."""
+        self.status = state.status
+        self.turn = state.turn
+        self.proposals = list(state.proposals)
+        self.steps = list(state.steps)
+        self.refused = list(state.refused_decisions)
+        self.tokens = state.tokens_spent
+        self.cost = state.cost_spent
+        self.highest_risk = None if state.highest_risk == "none" else RiskClass(state.highest_risk)
+        self.outcome = state.outcome
+        self.recalled = list(state.recalled)
+
     def snapshot(self) -> RunState:
         return RunState(
             run_id=self.run_id,
@@ -158,29 +190,53 @@ class AgentRunWorkflow:
         self._events: list[AuditEventRef] = []
         self._event_count = 0
         self._cancelled = False
+        self._fused = False
+        self._may_continue = False
+        self._unsettled: Settlement | None = None
+        if request.continued is not None:
+            self._restore(request.continued)
+
+    def _restore(self, carry: RunCarry) -> None:
+        self._run.restore(carry.state)
+        self._run.step = carry.step
+        self._paused = carry.paused
+        self._resumes = carry.resumes
+        self._extra_tokens = carry.extra_tokens
+        self._extra_cost = carry.extra_cost
+        self._event_count = carry.event_count
 
     # -- the run --------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: RunInput) -> RunState:
         saga: Saga[ActionCall] = Saga()
+        self._fused = workflow.patched(FUSED_BOOKKEEPING_PATCH)
+        self._may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
         slot = SlotRequest(
             agent=request.agent, run_id=self._run.run_id, limit=self._manifest.budget.max_concurrent_runs
         )
-        self._event("run", "operator", "start", "started", detail={"mode": request.mode})
         try:
-            await workflow.execute_activity_method(
-                AgentActivities.acquire_slot,
-                slot,
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-                retry_policy=SLOT_RETRY,
-            )
-            self._set_status(RunStatus.RUNNING)
+            if request.continued is None:
+                self._event("run", "operator", "start", "started", detail={"mode": request.mode})
+                await self._acquire_slot(slot)
+                self._set_status(RunStatus.RUNNING)
+                self._run.recalled = await self._recall()
+            else:
+                # The slot is still held and the memories recalled: the carry has them.
+                for compensation in request.continued.compensations:
+                    saga.add(compensation)
+                workflow.set_current_details(self._details())
             await self._turns(saga)
             self._finish(RunStatus.COMPLETED, self._run.outcome or "done")
         except RunAborted as abort:
             await self._compensate(saga, str(abort))
         except ActivityError as failure:
+            await self._compensate(saga, f"a step failed: {_cause(failure)}")
+        except ApplicationError as failure:
+            # A local activity's final failure arrives as its ApplicationError, unwrapped.
+            # Runs from before fused bookkeeping failed here; they must replay the same way.
+            if not self._fused:
+                raise
             await self._compensate(saga, f"a step failed: {_cause(failure)}")
         except asyncio.CancelledError:
             self._cancelled = True
@@ -191,9 +247,29 @@ class AgentRunWorkflow:
             raise asyncio.CancelledError("cancelled by the operator")
         return self._run.snapshot()
 
+    async def _acquire_slot(self, slot: SlotRequest) -> None:
+        if self._fused:
+            try:
+                await workflow.execute_local_activity_method(
+                    AgentActivities.acquire_slot,
+                    slot,
+                    start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                    retry_policy=SLOT_FAST_TRY,
+                )
+                return
+            except FailureError as busy:
+                if isinstance(busy, CancelledError) or isinstance(busy.cause, CancelledError):
+                    raise
+        await workflow.execute_activity_method(
+            AgentActivities.acquire_slot,
+            slot,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=SLOT_RETRY,
+        )
+
     async def _turns(self, saga: Saga[ActionCall]) -> None:
-        self._run.recalled = await self._recall()
-        for turn in range(1, self._manifest.turn_limit + 1):
+        for turn in range(self._run.turn + 1, self._manifest.turn_limit + 1):
+            await self._checkpoint(turn, saga)
             self._run.turn = turn
             await self._hold_while_paused()
             plan = await self._think(turn, self._run.recalled)
@@ -205,22 +281,55 @@ class AgentRunWorkflow:
                 await self._handle(proposed, saga)
         self._run.outcome = f"stopped at the turn limit ({self._manifest.turn_limit})"
 
+    async def _checkpoint(self, turn: int, saga: Saga[ActionCall]) -> None:
+        """Between turns: end the workflow task now and then; continue as new when long."""
+        if not self._may_continue:
+            return
+        if turn % CHECKPOINT_TURNS == 0:
+            await workflow.sleep(ACKNOWLEDGE_PAUSE)
+        info = workflow.info()
+        long = info.get_current_history_length() >= self._run.request.max_history_events
+        if long or info.is_continue_as_new_suggested():
+            await self._continue_as_new(saga)
+
+    async def _continue_as_new(self, saga: Saga[ActionCall]) -> None:
+        await self._record()  # what happened so far is written before the history is closed
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        request = self._run.request
+        previous = request.continued.continuations if request.continued else 0
+        carry = RunCarry(
+            state=self._run.snapshot(),
+            step=self._run.step,
+            paused=self._paused,
+            resumes=self._resumes,
+            extra_tokens=self._extra_tokens,
+            extra_cost=self._extra_cost,
+            event_count=self._event_count,
+            compensations=saga.pending,
+            continuations=previous + 1,
+        )
+        workflow.continue_as_new(request.model_copy(update={"continued": carry, "start_paused": False}))
+
     async def _recall(self) -> list[str]:
         """Long-term memories about the task's subject, then earlier runs, within the budget."""
         request, manifest = self._run.request, self._manifest
         if workflow.patched(MEMORY_RECALL_PATCH):
-            recalled = await workflow.execute_activity_method(
-                MemoryActivities.recall,
-                MemoryRecallRequest.for_task(
-                    agent=request.agent,
-                    task=request.task,
-                    top_k=manifest.memory.top_k,
-                    token_budget=manifest.memory.token_budget,
-                    as_of=workflow.now(),
-                    run_id=workflow.info().workflow_id,
-                ),
-                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            recall = MemoryRecallRequest.for_task(
+                agent=request.agent,
+                task=request.task,
+                top_k=manifest.memory.top_k,
+                token_budget=manifest.memory.token_budget,
+                as_of=workflow.now(),
+                run_id=workflow.info().workflow_id,
             )
+            if self._fused:
+                recalled = await workflow.execute_local_activity_method(
+                    MemoryActivities.recall, recall, start_to_close_timeout=BOOKKEEPING_TIMEOUT
+                )
+            else:
+                recalled = await workflow.execute_activity_method(
+                    MemoryActivities.recall, recall, start_to_close_timeout=BOOKKEEPING_TIMEOUT
+                )
             return recalled.memories
         # Runs started before long-term memory recall only their run history.
         history = await workflow.execute_activity_method(
@@ -237,15 +346,26 @@ class AgentRunWorkflow:
 
     async def _think(self, turn: int, memories: list[str]) -> PlanResponse:
         while True:
+            budget = self._budget_request(turn)
             result = await workflow.execute_local_activity_method(
                 AgentActivities.think,
-                ThinkRequest(plan=self._plan_request(turn, memories), budget=self._budget_request(turn)),
+                ThinkRequest(
+                    plan=self._plan_request(turn, memories),
+                    budget=budget,
+                    record=self._record_request() if self._fused else None,
+                    settle_later=self._fused,
+                ),
                 start_to_close_timeout=THINK_TIMEOUT,
             )
-            if result.plan is not None:
-                self._run.tokens += result.plan.tokens_used
-                self._run.cost += result.plan.cost
-                return result.plan
+            plan = result.plan
+            if plan is not None:
+                self._run.tokens += plan.tokens_used
+                self._run.cost += plan.cost
+                if self._fused:
+                    self._unsettled = Settlement(
+                        reservation_key=budget.reservation_key, tokens=plan.tokens_used, cost=plan.cost
+                    )
+                return plan
             await self._pause_for_budget(result.grant.reason)
 
     async def _pause_for_budget(self, reason: str) -> None:
@@ -255,6 +375,7 @@ class AgentRunWorkflow:
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
         await workflow.wait_condition(lambda: self._resumes > resumes)
+        await self._acknowledge()
         self._set_status(RunStatus.RUNNING)
 
     def _plan_request(self, turn: int, memories: list[str]) -> PlanRequest:
@@ -310,12 +431,12 @@ class AgentRunWorkflow:
             self._add_step(
                 step, proposed.action, verdict.grade, "forbidden", detail={"reason": verdict.reason}
             )
-            await self._record()
+            await self._step_recorded()
             return
         # Shadow runs only record what the policy would have done: nothing to approve or run.
         if self._run.request.mode == "shadow":
             self._add_step(step, proposed.action, verdict.grade, "shadowed", decided_by="shadow")
-            await self._record()
+            await self._step_recorded()
             return
         decided_by = "policy"
         if verdict.grade is Grade.NEEDS_APPROVAL:
@@ -343,7 +464,7 @@ class AgentRunWorkflow:
         reconciled: ReconcileResult | None = None
         try:
             result = await self._execute(call)
-        except ActivityError as failure:
+        except (ActivityError, ApplicationError) as failure:  # regular or local activity
             reconciled = await self._reconcile(call, failure)
             if reconciled is None or reconciled.outcome != "succeeded":
                 self._add_step(
@@ -376,11 +497,13 @@ class AgentRunWorkflow:
                 "operator notified",
                 rationale=f"{proposed.action} ran without approval; the policy asks to tell you",
             )
-        await self._record()
+        await self._step_recorded()
 
-    async def _reconcile(self, call: ActionCall, failure: ActivityError) -> ReconcileResult | None:
+    async def _reconcile(
+        self, call: ActionCall, failure: ActivityError | ApplicationError
+    ) -> ReconcileResult | None:
         """Settle an effect the ledger calls unknown; None when there is nothing to ask about."""
-        cause = failure.cause
+        cause = failure if isinstance(failure, ApplicationError) else failure.cause
         if not (isinstance(cause, ApplicationError) and cause.type in CONNECTOR_ERRORS):
             return None
         if not workflow.patched(RECONCILE_PATCH):
@@ -464,6 +587,13 @@ class AgentRunWorkflow:
         return await self._start_execute(call)
 
     def _start_execute(self, call: ActionCall) -> asyncio.Future[ActionResult]:
+        if self._fused and runs_inline(call.connector):
+            return workflow.start_local_activity_method(
+                ActionActivities.execute,
+                call,
+                start_to_close_timeout=ACTION_TIMEOUT,
+                retry_policy=ACTION_RETRY,
+            )
         return workflow.start_activity_method(
             ActionActivities.execute,
             call,
@@ -508,11 +638,21 @@ class AgentRunWorkflow:
                 break
             await self._sla_phase(phase, step)
         assert self._verdict is not None  # the expire phase always sets one
+        await self._acknowledge()
         verdict, approver, note = self._verdict
         self._run.pending = None
         self._set_status(RunStatus.RUNNING)
         self._event(f"step-{step}", approver, proposed.action, verdict, rationale=note)
         return verdict == "approve", approver
+
+    async def _acknowledge(self) -> None:
+        """End the workflow task before going on, so the operator's update gets its answer now.
+
+        Local activities keep a workflow task open, and an update's result leaves with the
+        task: without this, `aios approve` would wait for every inline step after the gate.
+        """
+        if self._fused:
+            await workflow.sleep(ACKNOWLEDGE_PAUSE)
 
     async def _wait_for_verdict(self, remaining: timedelta) -> None:
         if remaining <= timedelta(0):
@@ -591,14 +731,17 @@ class AgentRunWorkflow:
         await self._record()
 
     @workflow.update(name="decide")
-    async def decide_update(self, request: DecisionRequest) -> DecisionOutcome:
+    async def decide_update(self, payload: RawValue) -> DecisionOutcome:
+        request = self._decision_request(payload)
         outcome = self._decide(request.verdict, request.decision)
         await self._record()
         return outcome
 
     @decide_update.validator
-    def _validate_decide(self, request: DecisionRequest) -> None:
+    def _validate_decide(self, payload: RawValue) -> None:
         # Rejected here, nothing enters history: only requests that could matter get through.
+        # Taken raw, so a wrongly typed request is refused naming its field, not as undecodable.
+        request = self._decision_request(payload)
         pending = self._run.pending
         if pending is None or self._verdict is not None:
             raise ValueError("no approval is pending for this run (a late or duplicate decision)")
@@ -606,6 +749,14 @@ class AgentRunWorkflow:
             raise ValueError(
                 f"step {request.decision.step} is not waiting for approval; step {pending.step} is"
             )
+
+    def _decision_request(self, payload: RawValue) -> DecisionRequest:
+        try:
+            value: Any = workflow.payload_converter().from_payload(payload.payload)
+            return DecisionRequest.model_validate(value)
+        except (ValidationError, ValueError, TypeError) as error:
+            problem = _first_line(error)
+            raise ValueError(f"malformed decide request: {problem}; expected {DECIDE_SHAPE}") from None
 
     @workflow.signal(name="pause")
     async def pause_signal(self, payload: RawValue) -> None:
@@ -656,6 +807,7 @@ class AgentRunWorkflow:
         self._set_status(RunStatus.PAUSED)
         await self._record()
         await workflow.wait_condition(lambda: not self._paused)
+        await self._acknowledge()
         self._set_status(previous)
 
     def _set_status(self, status: RunStatus) -> None:
@@ -737,35 +889,48 @@ class AgentRunWorkflow:
         )
 
     async def _record(self) -> None:
-        events, self._events = self._events, []
-        await self._start_record(events)
+        await self._start_record()
 
-    def _start_record(self, events: list[AuditEventRef]) -> asyncio.Future[None]:
+    async def _step_recorded(self) -> None:
+        """A finished step's record: now, or (fused) with the next turn's reservation."""
+        if not self._fused:
+            await self._record()
+
+    def _start_record(self, release: SlotRequest | None = None) -> asyncio.Future[None]:
         return workflow.start_local_activity_method(
-            AgentActivities.record,
-            RecordRequest(
-                state=self._run.snapshot(),
-                task=self._run.request.task,
-                paired_with=self._run.request.paired_with,
-                events=events,
-            ),
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            AgentActivities.record, self._record_request(release), start_to_close_timeout=BOOKKEEPING_TIMEOUT
+        )
+
+    def _record_request(self, release: SlotRequest | None = None) -> RecordRequest:
+        """Everything not yet written: the events since the last record, the state, the usage."""
+        events, self._events = self._events, []
+        settle, self._unsettled = self._unsettled, None
+        return RecordRequest(
+            state=self._run.snapshot(),
+            task=self._run.request.task,
+            paired_with=self._run.request.paired_with,
+            events=events,
+            settle=settle,
+            release=release,
         )
 
     async def _wrap_up(self, slot: SlotRequest) -> None:
-        await self._despite_cancellation(
-            workflow.start_activity_method(
-                AgentActivities.release_slot, slot, start_to_close_timeout=BOOKKEEPING_TIMEOUT
+        if not self._fused:
+            await self._despite_cancellation(
+                workflow.start_activity_method(
+                    AgentActivities.release_slot, slot, start_to_close_timeout=BOOKKEEPING_TIMEOUT
+                )
             )
-        )
         await self._despite_cancellation(
             asyncio.ensure_future(workflow.wait_condition(workflow.all_handlers_finished))
         )
-        events, self._events = self._events, []
-        await self._despite_cancellation(self._start_record(events))
+        # Fused: the last record frees the slot in its own transaction.
+        await self._despite_cancellation(self._start_record(release=slot if self._fused else None))
 
 
-def _cause(failure: ActivityError) -> str:
+def _cause(failure: ActivityError | ApplicationError) -> str:
+    if isinstance(failure, ApplicationError):
+        return str(failure)
     cause = failure.cause
     return str(cause) if cause is not None else str(failure)
 
@@ -781,4 +946,10 @@ def _reconciled(result: ReconcileResult | None) -> dict[str, Any]:
 
 
 def _first_line(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        # "decision.approver: Input should be a valid string", one per wrong field.
+        return "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
+            for problem in error.errors()
+        )[:300]
     return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__

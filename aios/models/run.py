@@ -11,6 +11,10 @@ from pydantic import Field
 from aios.models.base import Payload
 from aios.models.manifest import AgentManifest, Grade
 
+# Temporal refuses histories past 51,200 events and warns from 10,240: runs move to a fresh
+# history well before either.
+DEFAULT_MAX_HISTORY_EVENTS = 10_000
+
 
 class RunStatus(StrEnum):
     QUEUED = "queued"  # waiting for a concurrency slot of its agent
@@ -36,6 +40,12 @@ class RunInput(Payload):
     start_paused: bool = False
     paired_with: str | None = Field(default=None, description="the run this one shadows")
     requested_by: str = "operator"
+    max_history_events: int = Field(
+        default=DEFAULT_MAX_HISTORY_EVENTS,
+        ge=50,
+        description="the run continues as new (same id, fresh history) once its history is this long",
+    )
+    continued: RunCarry | None = Field(default=None, description="what the previous run of the chain left")
 
 
 class ProposedAction(Payload):
@@ -215,11 +225,12 @@ class RecallResult(Payload):
     tokens: int = 0
 
 
-class ThinkRequest(Payload):
-    """One turn's model call, preceded by its budget reservation, in one activity."""
+class Settlement(Payload):
+    """What a turn's model call really used, replacing its reservation's estimate."""
 
-    plan: PlanRequest
-    budget: BudgetRequest
+    reservation_key: str
+    tokens: int = Field(ge=0)
+    cost: float = Field(ge=0)
 
 
 class ThinkResult(Payload):
@@ -252,3 +263,38 @@ class RecordRequest(Payload):
     task: dict[str, Any]
     paired_with: str | None = None
     events: list[AuditEventRef] = Field(default_factory=list)
+    settle: Settlement | None = Field(default=None, description="the last turn's real usage, if unsettled")
+    release: SlotRequest | None = Field(default=None, description="the run's last record frees its slot")
+
+
+class ThinkRequest(Payload):
+    """One turn's model call, preceded by its budget reservation, in one activity.
+
+    `record` carries the bookkeeping of the steps since the last record (the previous turn's
+    settlement, audit rows, state mirror): it commits in the reservation's transaction, so
+    a step costs one bookkeeping transaction instead of three.
+    """
+
+    plan: PlanRequest
+    budget: BudgetRequest
+    record: RecordRequest | None = None
+    settle_later: bool = Field(
+        default=False, description="the workflow settles this turn's usage in its next record"
+    )
+
+
+class RunCarry(Payload):
+    """What a run hands to its continuation (continue-as-new): everything its code keeps."""
+
+    state: RunState
+    step: int = Field(ge=0, description="the last step number used")
+    paused: bool = False
+    resumes: int = 0
+    extra_tokens: int = 0
+    extra_cost: float = 0.0
+    event_count: int = Field(ge=0, description="audit keys go on from here")
+    compensations: list[ActionCall] = Field(default_factory=list, description="the saga, oldest first")
+    continuations: int = Field(ge=1, description="how many histories the run has had before this one")
+
+
+RunInput.model_rebuild()

@@ -160,6 +160,15 @@ async def budget_paused(run: Run) -> None:
     await run.expect_end(RunStatus.COMPLETED)
 
 
+async def continued(run: Run) -> None:
+    # 60 inline steps, 50 history events at most: the run hands over to a fresh history once.
+    manifest = noop_manifest(60, name=run.agent)
+    await run.client.start_run(
+        run.agent, {"note": "long"}, manifest=manifest, run_id=run.run_id, max_history_events=50
+    )
+    await run.expect_end(RunStatus.COMPLETED)
+
+
 PATHS: dict[str, Callable[[Run], Awaitable[None]]] = {
     driver.__name__: driver
     for driver in (
@@ -173,6 +182,7 @@ PATHS: dict[str, Callable[[Run], Awaitable[None]]] = {
         paused,
         paused_at_gate,
         budget_paused,
+        continued,
     )
 }
 
@@ -190,9 +200,14 @@ async def record(path: str, client: AiosClient, effects: EffectServer) -> Path:
     except BaseException:
         await _end_abandoned(run)
         raise
-    history = await client.temporal.get_workflow_handle(run.run_id).fetch_history()
-    target = HISTORIES / f"{path}.json"
-    target.write_text(_one_event_per_line(history))
+    # A run that continued as new has several histories: the earlier ones go to <path>.runN.json.
+    runs = [execution async for execution in client.temporal.list_workflows(f"WorkflowId = '{run.run_id}'")]
+    runs.sort(key=lambda execution: execution.start_time)
+    for number, execution in enumerate(runs, start=1):
+        handle = client.temporal.get_workflow_handle(run.run_id, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        target = HISTORIES / (f"{path}.json" if number == len(runs) else f"{path}.run{number}.json")
+        target.write_text(_one_event_per_line(history))
     return target
 
 

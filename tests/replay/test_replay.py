@@ -35,6 +35,7 @@ EXPECTED_PATHS = {
     "paused",
     "paused_at_gate",
     "budget_paused",
+    "continued",
 }
 
 

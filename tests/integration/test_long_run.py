@@ -1,0 +1,105 @@
+"""A run of 500 model turns stays far below Temporal's history limits, in one history or many.
+
+Each test prints the events and bytes of every history the run used (`pytest -s` shows them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from temporalio.client import Client
+
+from aios.client import AiosClient
+from aios.models.manifest import AgentManifest, BudgetSpec
+from aios.models.run import RunState, RunStatus
+from aios.settings import Settings
+from tests.support.manifests import noop_manifest
+
+TURNS = 500  # the manifest's maximum: 499 actions, then the turn in which the model says done
+# Temporal's own limits (dev server and Cloud): a history is refused past these.
+EVENT_LIMIT = 51_200
+BYTE_LIMIT = 50 * 1024 * 1024
+FAR_BELOW = 10  # "far below": under a tenth of either limit
+
+
+@dataclass(frozen=True)
+class History:
+    run_id: str
+    events: int
+    bytes: int
+
+
+def _long_manifest() -> AgentManifest:
+    roomy = BudgetSpec(tokens_per_run=10_000_000, cost_per_run=1_000.0, tokens_per_day=1_000_000_000)
+    return noop_manifest(TURNS - 1, budget=roomy, turn_limit=TURNS)
+
+
+async def _histories(client: Client, workflow_id: str) -> list[History]:
+    """Every history of the workflow id, oldest first (continue-as-new keeps the id)."""
+    found = []
+    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        history = await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
+        size = sum(event.ByteSize() for event in history.events)
+        found.append((execution.start_time, History(execution.run_id, len(history.events), size)))
+    return [history for _, history in sorted(found, key=lambda pair: pair[0])]
+
+
+async def _assert_every_step_once(settings: Settings, final: RunState) -> None:
+    assert final.status is RunStatus.COMPLETED, final.outcome
+    assert final.turn == TURNS
+    executed = [step.step for step in final.steps if step.status == "executed"]
+    assert executed == list(range(1, TURNS)), "every action once, in order, none lost in a hand-over"
+    async with await psycopg.AsyncConnection.connect(settings.resolved_database_url) as conn:
+        cursor = await conn.execute(
+            "SELECT state, count(*) FROM aios_effects WHERE run_id = %s GROUP BY state", (final.run_id,)
+        )
+        assert dict(await cursor.fetchall()) == {"succeeded": TURNS - 1}
+        cursor = await conn.execute(
+            "SELECT count(*), count(DISTINCT event_key) FROM aios_audit WHERE run_id = %s", (final.run_id,)
+        )
+        rows, distinct = await cursor.fetchone() or (0, 0)
+        assert rows == distinct > 2 * (TURNS - 1), "each step audited, no key written twice"
+
+
+def _report(label: str, histories: list[History]) -> str:
+    parts = [f"{h.events} events / {h.bytes / 1024:.0f} KiB" for h in histories]
+    line = f"{label}: {TURNS} turns in {len(histories)} histories: " + ", ".join(parts)
+    print(line)
+    return line
+
+
+def _assert_far_below_limits(histories: list[History], report: str) -> None:
+    for history in histories:
+        assert history.events < EVENT_LIMIT / FAR_BELOW, report
+        assert history.bytes < BYTE_LIMIT / FAR_BELOW, report
+
+
+async def test_500_turns_in_one_history_stay_far_below_the_limits(
+    aios_client: AiosClient, temporal_client: Client, stack_settings: Settings
+) -> None:
+    manifest = _long_manifest()
+    started = await aios_client.start_run(manifest.name, {"subject": "long"}, manifest=manifest)
+    final = await aios_client.result(started.run_id)
+    histories = await _histories(temporal_client, started.run_id)
+    report = _report("default threshold", histories)
+    assert len(histories) == 1, report
+    _assert_far_below_limits(histories, report)
+    await _assert_every_step_once(stack_settings, final)
+
+
+async def test_a_long_run_continues_as_new_and_loses_nothing(
+    aios_client: AiosClient, temporal_client: Client, stack_settings: Settings
+) -> None:
+    manifest = _long_manifest()
+    started = await aios_client.start_run(
+        manifest.name, {"subject": "long"}, manifest=manifest, max_history_events=300
+    )
+    final = await aios_client.result(started.run_id)
+    histories = await _histories(temporal_client, started.run_id)
+    report = _report("continue-as-new past 300 events", histories)
+    assert len(histories) >= 3, report
+    # A history is checked every CHECKPOINT_TURNS turns (~110 events), so it ends within that.
+    assert all(history.events < 300 + 150 for history in histories), report
+    _assert_far_below_limits(histories, report)
+    await _assert_every_step_once(stack_settings, final)
