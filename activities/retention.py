@@ -23,7 +23,7 @@ class RetentionActivities:
     @activity.defn(name="retention.apply")
     async def apply(self, request: ApplyRetention) -> RetentionReport:
         # The worker's own client: deleting runs needs no second connection to Temporal.
-        runs = TemporalRuns(activity.client(), progress=activity.heartbeat)
+        runs = TemporalRuns(activity.client(), progress=activity.heartbeat, pool=self._pool)
         retention = Retention(self._pool, memory=self._memory, runs=runs, progress=activity.heartbeat)
         policy = request.request.policy if request.request.policy is not None else self._policy
         return await retention.apply(policy, as_of=request.as_of, dry_run=request.request.dry_run)

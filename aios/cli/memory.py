@@ -239,8 +239,9 @@ def forget(
 
     async def go() -> ForgetReport:
         # Temporal first: if it cannot be reached nothing is forgotten, rather than half of it.
-        runs = None if keep_runs else TemporalRuns(await _temporal(config, "nothing was forgotten"))
+        client = None if keep_runs else await _temporal(config, "nothing was forgotten")
         async with _memory(config, "write", _echo) as service:
+            runs = None if client is None else TemporalRuns(client, pool=service.pool)
             return await service.forget(
                 ForgetRequest(subject=subject, agent=agent), include_runs=not keep_runs, runs=runs
             )
@@ -434,8 +435,9 @@ def retention(
 async def _apply_retention(config: Settings, dry_run: bool) -> RetentionReport:
     policy = config.retention
     # Temporal is needed only by run rules; without it nothing is changed.
-    runs = TemporalRuns(await _temporal(config, "nothing was changed")) if policy.runs else None
+    client = await _temporal(config, "nothing was changed") if policy.runs else None
     async with _memory(config, "write", _echo) as service:
+        runs = None if client is None else TemporalRuns(client, pool=service.pool)
         engine = Retention(
             service.pool, memory=service, runs=runs, progress=lambda line: say(line, style="dim")
         )

@@ -47,6 +47,7 @@ from aios.memory import documents
 from aios.memory.service import ErasedRuns, MemoryService
 from aios.models.base import Payload
 from aios.models.run import RunStatus
+from aios.payload_store import forget_workflow_payloads
 from aios.settings import MemoryRetentionRule, RetentionPolicy, RunRetentionRule
 
 AGENT_RUN = "AgentRun"  # the agent run's workflow type (aios.client starts it by this name)
@@ -183,6 +184,8 @@ class TemporalRuns:
 
     client: Client
     progress: Progress = field(default=lambda _: None)
+    # Where the runs' large payloads live (ExternalStorage): dropped with their histories.
+    pool: AsyncConnectionPool | None = None
 
     async def erase(self, run_ids: list[str]) -> ErasedRuns:
         """For `forget`: delete these runs if they have ended (the service's `RunEraser`)."""
@@ -220,6 +223,7 @@ class TemporalRuns:
             deleted = 0
             for execution in ordered:
                 deleted += await self._delete(*execution)
+            await self._forget_payloads({execution[0] for execution in ordered})
         self.progress(f"{'would delete' if dry_run else 'deleted'} {workflow_id} ({deleted} executions)")
         return "deleted", deleted
 
@@ -230,6 +234,13 @@ class TemporalRuns:
         async for found in self.client.list_workflows(query):
             ids.setdefault(found.id)
         return list(ids)
+
+    async def _forget_payloads(self, workflow_ids: set[str]) -> None:
+        if self.pool is None:
+            return
+        async with self.pool.connection() as conn:
+            for workflow_id in sorted(workflow_ids):
+                await forget_workflow_payloads(conn, namespace=self.client.namespace, workflow_id=workflow_id)
 
     async def _delete(self, workflow_id: str, run_id: str) -> int:
         request = DeleteWorkflowExecutionRequest(

@@ -310,6 +310,16 @@ async def mirror_status(database_url: str, run_id: str) -> str | None:
     return str(row[0]) if row else None
 
 
+async def stored_payloads(database_url: str, workflow_id: str) -> int:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM aios_payload_owners WHERE owner_kind = 'workflow' AND owner_id = %s",
+            (workflow_id,),
+        )
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def finished_run(client: AiosClient, agent: str, task: dict[str, object]) -> str:
     manifest = noop_manifest(1, name=agent)
     started = await client.start_run(agent, task, manifest=manifest)
@@ -324,14 +334,16 @@ async def test_finished_runs_past_the_limit_leave_temporal_and_the_mirror(
 ) -> None:
     # Rules name this test's agents: the dev server and database are shared with other tests.
     old_enough, too_young = unique_agent("ret"), unique_agent("ret")
-    gone = await finished_run(aios_client, old_enough, {"note": "a"})
+    # Over the offload threshold: the run's input and result live in the payload store.
+    gone = await finished_run(aios_client, old_enough, {"note": "a", "attachment": "x" * 100_000})
+    assert await stored_payloads(database_url, gone) >= 1
     kept = await finished_run(aios_client, too_young, {"note": "b"})
     policy = RetentionPolicy(
         runs=[RunRetentionRule(agent=old_enough, keep_days=0), RunRetentionRule(agent=too_young, keep_days=1)]
     )
 
     async with AsyncConnectionPool(database_url, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
-        retention = Retention(pool, runs=TemporalRuns(temporal_client))
+        retention = Retention(pool, runs=TemporalRuns(temporal_client, pool=pool))
         # The run's close reaches visibility a moment after the run ends.
         dry = await eventually(lambda: retention.apply(policy, dry_run=True), lambda r: r.runs_deleted == 1)
         assert (dry.runs_deleted, dry.run_mirrors_deleted) == (1, 1)
@@ -343,6 +355,7 @@ async def test_finished_runs_past_the_limit_leave_temporal_and_the_mirror(
     assert not await eventually(lambda: in_temporal(temporal_client, gone), lambda found: not found)
     assert not await eventually(lambda: listed(temporal_client, gone), lambda found: not found)
     assert await mirror_status(database_url, gone) is None
+    assert await stored_payloads(database_url, gone) == 0, "its large payloads went with its history"
     assert await in_temporal(temporal_client, kept)
     assert await mirror_status(database_url, kept) == "completed"
 
