@@ -18,8 +18,8 @@ from activities.retention import RetentionActivities
 def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
     """Every activity the worker registers, bound to this process's dependencies."""
     audit = AuditActivities(deps.pool)
-    agent = AgentActivities(deps)
     actions = ActionActivities(deps, deps.connectors)
+    agent = AgentActivities(deps, actions=actions)
     reconcile = ReconcileActivities(deps)
     memory = MemoryActivities(deps, deps.memory, deps.memory_unavailable)
     compaction = CompactionActivities(deps)

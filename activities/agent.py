@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.actions import as_application_error
+from activities.actions import ActionActivities, as_application_error
 from activities.audit import run_entries
 from activities.deps import ActivityDeps
 from activities.memory import describe_run
@@ -18,6 +18,8 @@ from aios.audit import append
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
+    ActionCall,
+    ActionResult,
     PlanRequest,
     PlanResponse,
     ProposedAction,
@@ -69,8 +71,14 @@ class _TemporalErrors:
 
 
 class AgentActivities:
-    def __init__(self, deps: ActivityDeps, models: dict[str, ModelProvider] | None = None) -> None:
+    def __init__(
+        self,
+        deps: ActivityDeps,
+        models: dict[str, ModelProvider] | None = None,
+        actions: ActionActivities | None = None,
+    ) -> None:
         self._pool = deps.pool
+        self._actions = actions or ActionActivities(deps, deps.connectors)
         providers = models or deps.models or {"offline": OfflineModel()}
         self._models: dict[str, ModelProvider] = {
             name: _TemporalErrors(provider) for name, provider in providers.items()
@@ -111,6 +119,7 @@ class AgentActivities:
 
     @activity.defn(name="agent.think")
     async def think(self, request: ThinkRequest) -> ThinkResult:
+        acted = await self._act(request.act) if request.act is not None else None
         record = request.record
         async with self._pool.connection() as conn, conn.transaction():
             # Settled first, so the caps see what the last turn really used.
@@ -119,12 +128,25 @@ class AgentActivities:
             if record is not None:
                 await _bookkeep(conn, record)
         if not grant.granted:
-            return ThinkResult(grant=grant)
+            return ThinkResult(grant=grant, acted=acted)
         plan = await self._plan(request.plan)
         if not request.settle_later:
             async with self._pool.connection() as conn:
                 await _settle(conn, _settlement(request, plan))
-        return ThinkResult(grant=grant, plan=plan)
+        return ThinkResult(grant=grant, plan=plan, acted=acted)
+
+    async def _act(self, call: ActionCall) -> ActionResult:
+        """The previous step's approved inline action, through the ledger as `action.execute`.
+
+        A final failure comes back as data, for the workflow to record and compensate; a
+        retryable one fails this attempt, and the retry finds the ledger's row.
+        """
+        try:
+            return await self._actions.execute(call)
+        except ApplicationError as failure:
+            if not failure.non_retryable:
+                raise
+            return ActionResult(status="failed", error=str(failure), error_type=failure.type or "")
 
     async def _plan(self, request: PlanRequest) -> PlanResponse:
         manifest = request.manifest

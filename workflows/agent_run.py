@@ -8,6 +8,7 @@ talks to a run through signals (Web UI), an update (CLI) and the `state` query.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -60,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepStatus,
         ThinkRequest,
+        ThinkResult,
     )
     from aios.policy import grade_action, may_approve
     from aios.queues import connector_queue, runs_inline
@@ -100,6 +102,8 @@ ACKNOWLEDGE_PAUSE = timedelta(milliseconds=1)
 # and ends its workflow task every CHECKPOINT_TURNS turns: inline steps otherwise keep one
 # task open, which delays queries and holds every step's marker for a single large commit.
 CONTINUE_AS_NEW_PATCH = "continue-as-new"
+# An approved inline act rides in the next think: one local activity per step instead of two.
+ACT_IN_THINK_PATCH = "act-in-think"
 CHECKPOINT_TURNS = 50
 DECIDE_SHAPE = (
     '{"verdict": "approve" | "reject", "decision": {"approver": "<name>", "note": "", "step": null}}'
@@ -117,6 +121,16 @@ T = TypeVar("T")
 
 class RunAborted(Exception):
     """The run cannot go on (an action was rejected); finished steps are compensated."""
+
+
+@dataclass(frozen=True)
+class ApprovedAct:
+    """An action the policy or a person approved, with the call that performs it."""
+
+    proposal: Proposal
+    spec: ActionSpec
+    decided_by: str
+    call: ActionCall
 
 
 class PauseRequest(BaseModel):
@@ -192,7 +206,12 @@ class AgentRunWorkflow:
         self._cancelled = False
         self._fused = False
         self._may_continue = False
+        self._act_in_think = False
         self._unsettled: Settlement | None = None
+        # An approved inline act waits for the next `think`, which performs it first: one local
+        # activity per step instead of two. Anything that waits performs it on its own first.
+        self._deferred: ApprovedAct | None = None
+        self._saga: Saga[ActionCall] = Saga()
         if request.continued is not None:
             self._restore(request.continued)
 
@@ -209,9 +228,10 @@ class AgentRunWorkflow:
 
     @workflow.run
     async def run(self, request: RunInput) -> RunState:
-        saga: Saga[ActionCall] = Saga()
+        saga = self._saga
         self._fused = workflow.patched(FUSED_BOOKKEEPING_PATCH)
         self._may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
+        self._act_in_think = workflow.patched(ACT_IN_THINK_PATCH)
         slot = SlotRequest(
             agent=request.agent, run_id=self._run.run_id, limit=self._manifest.budget.max_concurrent_runs
         )
@@ -276,9 +296,11 @@ class AgentRunWorkflow:
             if plan.done:
                 self._run.outcome = plan.text
                 return
-            for proposed in plan.proposals:
+            for index, proposed in enumerate(plan.proposals, start=1):
                 await self._hold_while_paused()
-                await self._handle(proposed, saga)
+                # Only a turn's last action waits for the next think; a later turn must come.
+                last = index == len(plan.proposals) and turn < self._manifest.turn_limit
+                await self._handle(proposed, may_defer=last)
         self._run.outcome = f"stopped at the turn limit ({self._manifest.turn_limit})"
 
     async def _checkpoint(self, turn: int, saga: Saga[ActionCall]) -> None:
@@ -293,6 +315,7 @@ class AgentRunWorkflow:
             await self._continue_as_new(saga)
 
     async def _continue_as_new(self, saga: Saga[ActionCall]) -> None:
+        await self._perform_deferred()
         await self._record()  # what happened so far is written before the history is closed
         await workflow.wait_condition(workflow.all_handlers_finished)
         request = self._run.request
@@ -347,16 +370,17 @@ class AgentRunWorkflow:
     async def _think(self, turn: int, memories: list[str]) -> PlanResponse:
         while True:
             budget = self._budget_request(turn)
-            result = await workflow.execute_local_activity_method(
-                AgentActivities.think,
-                ThinkRequest(
-                    plan=self._plan_request(turn, memories),
-                    budget=budget,
-                    record=self._record_request() if self._fused else None,
-                    settle_later=self._fused,
-                ),
-                start_to_close_timeout=THINK_TIMEOUT,
+            deferred, self._deferred = self._deferred, None
+            request = ThinkRequest(
+                plan=self._plan_request(turn, memories, deferred),
+                budget=budget,
+                record=self._record_request() if self._fused else None,
+                settle_later=self._fused,
+                act=deferred.call if deferred else None,
             )
+            result = await self._start_think(request, deferred)
+            if deferred is not None:
+                self._acted(deferred, result.acted)
             plan = result.plan
             if plan is not None:
                 self._run.tokens += plan.tokens_used
@@ -368,6 +392,33 @@ class AgentRunWorkflow:
                 return plan
             await self._pause_for_budget(result.grant.reason)
 
+    async def _start_think(self, request: ThinkRequest, deferred: ApprovedAct | None) -> ThinkResult:
+        try:
+            return await workflow.execute_local_activity_method(
+                AgentActivities.think, request, start_to_close_timeout=THINK_TIMEOUT
+            )
+        except ApplicationError:
+            if deferred is not None:
+                # The act may have run before the model failed: learn its outcome from the
+                # ledger (a replay, never a second effect), so compensation can undo it.
+                self._deferred = deferred
+                await self._perform_deferred()
+            raise
+
+    def _acted(self, act: ApprovedAct, result: ActionResult | None) -> None:
+        if result is None:
+            raise ApplicationError("think returned no outcome for its act", type="ActMissing")
+        if result.status == "failed":
+            self._step_failed(act, result.error, None)
+            raise ApplicationError(result.error, type=result.error_type or "ActionFailed", non_retryable=True)
+        self._step_done(act, result, None)
+
+    async def _perform_deferred(self) -> None:
+        """Perform a deferred act now, as its own local activity, before anything waits."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            await self._perform(deferred)
+
     async def _pause_for_budget(self, reason: str) -> None:
         # Counted before recording: a resume sent the moment the pause is visible must count.
         resumes = self._resumes
@@ -378,13 +429,15 @@ class AgentRunWorkflow:
         await self._acknowledge()
         self._set_status(RunStatus.RUNNING)
 
-    def _plan_request(self, turn: int, memories: list[str]) -> PlanRequest:
+    def _plan_request(self, turn: int, memories: list[str], act: ApprovedAct | None) -> PlanRequest:
+        done = [step.action for step in self._run.steps]
         return PlanRequest(
             run_id=self._run.run_id,
             turn=turn,
             manifest=self._manifest,
             task=self._run.request.task,
-            done_actions=[step.action for step in self._run.steps],
+            # The act is performed before the model is asked; a failure ends the run anyway.
+            done_actions=[*done, act.call.action] if act else done,
             context=memories,
         )
 
@@ -405,7 +458,7 @@ class AgentRunWorkflow:
 
     # -- one proposed action --------------------------------------------------------------
 
-    async def _handle(self, proposed: ProposedAction, saga: Saga[ActionCall]) -> None:
+    async def _handle(self, proposed: ProposedAction, *, may_defer: bool) -> None:
         self._run.step += 1
         step = self._run.step
         verdict = grade_action(self._manifest, proposed)
@@ -445,47 +498,60 @@ class AgentRunWorkflow:
                 self._add_step(step, proposed.action, verdict.grade, "rejected", decided_by=decided_by)
                 raise RunAborted(f"step {step} ({proposed.action}) was rejected by {decided_by}")
             await self._hold_while_paused()  # a pause sent while waiting holds the approved action
-        await self._act(proposal, spec, decided_by, saga)
+        await self._act(proposal, spec, decided_by, may_defer=may_defer)
 
-    async def _act(
-        self, proposal: Proposal, spec: ActionSpec, decided_by: str, saga: Saga[ActionCall]
-    ) -> None:
-        step, proposed, grade = proposal.step, proposal.proposed, proposal.grade
+    async def _act(self, proposal: Proposal, spec: ActionSpec, decided_by: str, *, may_defer: bool) -> None:
+        proposed = proposal.proposed
         call = ActionCall(
             run_id=self._run.run_id,
-            step=step,
-            effect_key=f"{self._run.run_id}/step-{step}/{proposed.action}",
+            step=proposal.step,
+            effect_key=f"{self._run.run_id}/step-{proposal.step}/{proposed.action}",
             action=proposed.action,
             connector=spec.connector,
             params=proposed.params,
             amount=proposed.amount,
             target=spec.target,
         )
+        act = ApprovedAct(proposal, spec, decided_by, call)
+        if may_defer and self._act_in_think and self._fused and runs_inline(call.connector):
+            self._deferred = act
+            return
+        await self._perform(act)
+
+    async def _perform(self, act: ApprovedAct) -> None:
         reconciled: ReconcileResult | None = None
         try:
-            result = await self._execute(call)
+            result = await self._execute(act.call)
         except (ActivityError, ApplicationError) as failure:  # regular or local activity
-            reconciled = await self._reconcile(call, failure)
+            reconciled = await self._reconcile(act.call, failure)
             if reconciled is None or reconciled.outcome != "succeeded":
-                self._add_step(
-                    step,
-                    proposed.action,
-                    grade,
-                    "failed",
-                    decided_by=decided_by,
-                    effect_key=call.effect_key,
-                    detail={"error": _cause(failure), **_reconciled(reconciled)},
-                )
+                self._step_failed(act, _cause(failure), reconciled)
                 raise
             result = ActionResult(status="succeeded", response=reconciled.response)
-        if spec.compensation is not None:
-            saga.add(self._compensation_call(call, spec.compensation, result.response))
+        self._step_done(act, result, reconciled)
+        await self._step_recorded()
+
+    def _step_failed(self, act: ApprovedAct, error: str, reconciled: ReconcileResult | None) -> None:
+        self._add_step(
+            act.proposal.step,
+            act.call.action,
+            act.proposal.grade,
+            "failed",
+            decided_by=act.decided_by,
+            effect_key=act.call.effect_key,
+            detail={"error": error, **_reconciled(reconciled)},
+        )
+
+    def _step_done(self, act: ApprovedAct, result: ActionResult, reconciled: ReconcileResult | None) -> None:
+        step, proposed, grade, call = act.proposal.step, act.proposal.proposed, act.proposal.grade, act.call
+        if act.spec.compensation is not None:
+            self._saga.add(self._compensation_call(call, act.spec.compensation, result.response))
         self._add_step(
             step,
             proposed.action,
             grade,
             "executed",
-            decided_by=decided_by,
+            decided_by=act.decided_by,
             effect_key=call.effect_key,
             detail={"replayed": result.replayed, **_reconciled(reconciled)},
         )
@@ -497,7 +563,6 @@ class AgentRunWorkflow:
                 "operator notified",
                 rationale=f"{proposed.action} ran without approval; the policy asks to tell you",
             )
-        await self._step_recorded()
 
     async def _reconcile(
         self, call: ActionCall, failure: ActivityError | ApplicationError
@@ -803,6 +868,7 @@ class AgentRunWorkflow:
     async def _hold_while_paused(self) -> None:
         if not self._paused:
             return
+        await self._perform_deferred()  # approved before the pause: done, not left hanging
         previous = self._run.status
         self._set_status(RunStatus.PAUSED)
         await self._record()

@@ -211,6 +211,7 @@ class ActionResult(Payload):
     response: dict[str, Any] = Field(default_factory=dict)
     replayed: bool = Field(default=False, description="the ledger already had this effect's outcome")
     error: str = ""
+    error_type: str = Field(default="", description="for a failed act: the error's type, e.g. EffectConflict")
 
 
 class RecallRequest(Payload):
@@ -236,6 +237,7 @@ class Settlement(Payload):
 class ThinkResult(Payload):
     grant: BudgetGrant
     plan: PlanResponse | None = Field(default=None, description="None when the budget refused")
+    acted: ActionResult | None = Field(default=None, description="the outcome of the request's act")
 
 
 class SlotRequest(Payload):
@@ -280,6 +282,9 @@ class ThinkRequest(Payload):
     record: RecordRequest | None = None
     settle_later: bool = Field(
         default=False, description="the workflow settles this turn's usage in its next record"
+    )
+    act: ActionCall | None = Field(
+        default=None, description="an approved inline action, performed (through the ledger) first"
     )
 
 
