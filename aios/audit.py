@@ -34,6 +34,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from aios.errors import AiosError
+from aios.store.transactions import atomic
 
 GENESIS = "0" * 64
 # Any fixed 64-bit number works; it only has to differ from the other advisory locks (migrations).
@@ -47,10 +48,12 @@ T = TypeVar("T")
 TAKE_CHAIN_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 # A separate statement after the lock: under READ COMMITTED its snapshot then includes the
 # rows of the writer that held the lock before us (one statement would read a stale head).
+# With the head, which of the keys about to be written are there already (a retried write).
 READ_HEAD = """
 SELECT (SELECT chain_seq FROM aios_audit WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1),
        (SELECT row_hash FROM aios_audit WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1),
-       clock_timestamp()
+       clock_timestamp(),
+       ARRAY(SELECT event_key FROM aios_audit WHERE event_key = ANY(%s))
 """
 INSERT_CHAINED = """
 INSERT INTO aios_audit (event_key, run_id, step, actor, action, outcome, rationale, detail, trace_id,
@@ -69,6 +72,10 @@ detail::text AS detail_json, input_digest, confidence, approver, manifest_versio
 CHAINED_ROWS = f"SELECT {ROW_COLUMNS} FROM aios_audit WHERE chain_seq IS NOT NULL ORDER BY chain_seq"
 UNCHAINED_COUNT = "SELECT count(*) FROM aios_audit WHERE chain_seq IS NULL"
 RUN_ROWS = f"SELECT {ROW_COLUMNS} FROM aios_audit WHERE run_id = %s ORDER BY id"
+
+
+class AuditChainConflict(AiosError):
+    """A row appeared under the chain lock; nothing was written (the transaction rolls back)."""
 
 
 class AuditUnavailable(AiosError):
@@ -248,54 +255,72 @@ class Appended:
 async def append(conn: AsyncConnection[Any], entries: Sequence[AuditEntry]) -> list[Appended]:
     """Chain and insert the entries in order; an entry whose key is already there is skipped.
 
-    Runs in a transaction (a savepoint inside the caller's), so the chain lock is held until
-    the caller commits: nobody can append between our reading the head and our commit.
+    Runs in a transaction (the caller's, if one is open), so the chain lock is held until
+    the caller commits: nobody can append between our reading the head and our commit. Under
+    the lock, the keys already there are known before sealing, so the new rows chain without
+    gaps and go in one batch: four round trips however many entries.
     """
     if not entries:
         return []
-    async with conn.transaction():
+    async with atomic(conn):
         await conn.execute(TAKE_CHAIN_LOCK, (AUDIT_CHAIN_LOCK,))
-        cursor = await conn.execute(READ_HEAD)
+        cursor = await conn.execute(READ_HEAD, ([entry.event_key for entry in entries],))
         head = await cursor.fetchone()
         assert head is not None
-        seq, prev_hash, now = head[0] or 0, head[1] or GENESIS, head[2]
-        results = []
+        seq, prev_hash, now, known = head[0] or 0, head[1] or GENESIS, head[2], set(head[3])
+        rows = []
         for entry in entries:
-            row = seal(entry, seq=seq + 1, prev_hash=prev_hash, recorded_at=now)
-            audit_id = await _insert(conn, row)
-            if audit_id is not None:  # a retried write found its row: the head stays where it is
+            if entry.event_key not in known:
+                row = seal(entry, seq=seq + 1, prev_hash=prev_hash, recorded_at=now)
+                rows.append(row)
                 seq, prev_hash = seq + 1, row.row_hash or GENESIS
-                results.append(Appended(audit_id, newly_recorded=True))
-            else:
-                results.append(Appended(await _existing_id(conn, entry.event_key), newly_recorded=False))
-        return results
+        inserted = await _insert_all(conn, rows)
+        return [
+            Appended(inserted[entry.event_key], newly_recorded=True)
+            if entry.event_key in inserted
+            else Appended(await _existing_id(conn, entry.event_key), newly_recorded=False)
+            for entry in entries
+        ]
 
 
-async def _insert(conn: AsyncConnection[Any], row: AuditRow) -> int | None:
-    cursor = await conn.execute(
-        INSERT_CHAINED,
-        (
-            row.event_key,
-            row.run_id,
-            row.step,
-            row.actor,
-            row.action,
-            row.outcome,
-            row.rationale,
-            Jsonb(row.detail),
-            row.trace_id,
-            row.recorded_at,
-            row.input_digest,
-            row.confidence,
-            row.approver,
-            row.manifest_version,
-            row.chain_seq,
-            row.prev_hash,
-            row.row_hash,
-        ),
+async def _insert_all(conn: AsyncConnection[Any], rows: Sequence[AuditRow]) -> dict[str, int]:
+    """Insert the sealed rows in one pipelined batch; their audit ids by event key."""
+    if not rows:
+        return {}
+    cursor = conn.cursor()
+    await cursor.executemany(INSERT_CHAINED, [_parameters(row) for row in rows], returning=True)
+    ids: dict[str, int] = {}
+    for row in rows:
+        inserted = await cursor.fetchone()
+        # Keys were checked under the chain lock, so a conflict here would leave a gap in the
+        # chain: refuse it rather than commit a chain `verify` would call broken.
+        if inserted is None:
+            raise AuditChainConflict(f"audit row {row.event_key!r} appeared while the chain lock was held")
+        ids[row.event_key] = int(inserted[0])
+        cursor.nextset()
+    return ids
+
+
+def _parameters(row: AuditRow) -> tuple[Any, ...]:
+    return (
+        row.event_key,
+        row.run_id,
+        row.step,
+        row.actor,
+        row.action,
+        row.outcome,
+        row.rationale,
+        Jsonb(row.detail),
+        row.trace_id,
+        row.recorded_at,
+        row.input_digest,
+        row.confidence,
+        row.approver,
+        row.manifest_version,
+        row.chain_seq,
+        row.prev_hash,
+        row.row_hash,
     )
-    inserted = await cursor.fetchone()
-    return None if inserted is None else int(inserted[0])
 
 
 async def _existing_id(conn: AsyncConnection[Any], event_key: str) -> int:

@@ -13,12 +13,19 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from aios.models.run import BudgetGrant, BudgetRequest
+from aios.store.transactions import atomic
 
 LOCK_AGENT = "SELECT pg_advisory_xact_lock(hashtext('aios-budget:' || %s))"
-FIND_RESERVATION = "SELECT 1 FROM aios_budget_reservations WHERE reservation_key = %s"
-RUN_TOTALS = (
-    "SELECT coalesce(sum(tokens), 0), coalesce(sum(cost), 0) FROM aios_budget_reservations WHERE run_id = %s"
-)
+# One round trip after the lock (its own statement: under READ COMMITTED its snapshot then
+# includes what the previous holder of the lock committed).
+STATE_UNDER_LOCK = """
+SELECT EXISTS (SELECT 1 FROM aios_budget_reservations WHERE reservation_key = %(key)s),
+       run.tokens, run.cost, day.tokens, day.cost
+FROM (SELECT coalesce(sum(tokens), 0) AS tokens, coalesce(sum(cost), 0) AS cost
+      FROM aios_budget_reservations WHERE run_id = %(run)s) AS run,
+     (SELECT coalesce(sum(tokens), 0) AS tokens, coalesce(sum(cost), 0) AS cost
+      FROM aios_budget_reservations WHERE agent = %(agent)s AND day = %(day)s) AS day
+"""
 DAY_TOTALS = """
 SELECT coalesce(sum(tokens), 0), coalesce(sum(cost), 0)
 FROM aios_budget_reservations WHERE agent = %s AND day = %s
@@ -43,12 +50,16 @@ async def _totals(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...
 
 async def reserve(conn: AsyncConnection[Any], request: BudgetRequest) -> BudgetGrant:
     """Reserve within the caps, or refuse with the cap that would be exceeded. One transaction."""
-    async with conn.transaction():
+    async with atomic(conn):
         await conn.execute(LOCK_AGENT, (request.agent,))
-        cursor = await conn.execute(FIND_RESERVATION, (request.reservation_key,))
-        already = await cursor.fetchone() is not None
-        run_tokens, run_cost = await _totals(conn, RUN_TOTALS, (request.run_id,))
-        day_tokens, day_cost = await _totals(conn, DAY_TOTALS, (request.agent, today()))
+        cursor = await conn.execute(
+            STATE_UNDER_LOCK,
+            {"key": request.reservation_key, "run": request.run_id, "agent": request.agent, "day": today()},
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        already = bool(row[0])
+        run_tokens, run_cost, day_tokens, day_cost = int(row[1]), float(row[2]), int(row[3]), float(row[4])
         if already:
             return BudgetGrant(
                 granted=True,

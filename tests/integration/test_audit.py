@@ -217,3 +217,20 @@ async def test_many_writers_at_once_keep_one_chain_and_write_each_row_once(scrat
         report = await audit.verify(conn)
     assert report.ok, report.broken
     assert report.rows_checked == 80
+
+
+async def test_a_batch_with_rows_already_written_chains_only_the_new_ones(scratch_database: str) -> None:
+    await migrate(scratch_database)
+
+    def entry(i: int) -> audit.AuditEntry:
+        return audit.AuditEntry(f"b/e{i}", "b", "run", "agent", "act", "done", detail={"i": i})
+
+    async with await psycopg.AsyncConnection.connect(scratch_database, autocommit=True) as conn:
+        first = await audit.append(conn, [entry(2)])
+        # A retried record after a partial write: e2 is there, e1 and e3 are new, in one batch.
+        batch = await audit.append(conn, [entry(1), entry(2), entry(3)])
+        report = await audit.verify(conn)
+    assert [appended.newly_recorded for appended in batch] == [True, False, True]
+    assert batch[1].audit_id == first[0].audit_id
+    assert report.ok, report.broken
+    assert report.rows_checked == 3
