@@ -1,0 +1,147 @@
+"""The approval gate: a step that needs a person waits here for a verdict or the SLA's end.
+
+`ApprovalGate` builds on the run's bookkeeping. While a step waits, the SLA reminds,
+escalates to the escalation approvers, and at last applies the policy's default. Every
+decision, signalled or sent as an update, goes through `_decide`: a malformed, unauthorized,
+late or duplicate one is refused with a reason and recorded, and the run goes on waiting.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from temporalio import workflow
+
+from workflows.bookkeeping import RunBookkeeping
+
+with workflow.unsafe.imports_passed_through():
+    from aios.models.run import (
+        Decision,
+        DecisionOutcome,
+        PendingApproval,
+        ProposedAction,
+        RefusedDecision,
+        RunInput,
+        RunStatus,
+    )
+    from aios.policy import may_approve
+
+Verdict = Literal["approve", "reject"]
+RECEIVED_EXCERPT = 300
+ACKNOWLEDGE_PAUSE = timedelta(milliseconds=1)
+
+
+class ApprovalGate(RunBookkeeping):
+    def __init__(self, request: RunInput) -> None:
+        super().__init__(request)
+        self._verdict: tuple[Verdict, str, str] | None = None
+
+    async def _gate(self, step: int, proposed: ProposedAction) -> tuple[bool, str]:
+        policy = self._manifest.policy
+        sla = policy.sla
+        since = workflow.now()
+        self._verdict = None
+        self._run.pending = PendingApproval(
+            step=step,
+            action=proposed.action,
+            amount=proposed.amount,
+            confidence=proposed.confidence,
+            rationale=proposed.rationale,
+            approvers=list(policy.approvers),
+            since=since,
+        )
+        self._set_status(RunStatus.WAITING_APPROVAL)
+        self._event(
+            f"step-{step}",
+            "policy",
+            proposed.action,
+            "approval requested",
+            detail={"approvers": policy.approvers},
+        )
+        await self._record()
+        for deadline, phase in (
+            (sla.remind_after, "remind"),
+            (sla.escalate_after, "escalate"),
+            (sla.expire_after, "expire"),
+        ):
+            await self._wait_for_verdict(since + deadline - workflow.now())
+            if self._verdict is not None:
+                break
+            await self._sla_phase(phase, step)
+        assert self._verdict is not None  # the expire phase always sets one
+        await self._acknowledge()
+        verdict, approver, note = self._verdict
+        self._run.pending = None
+        self._set_status(RunStatus.RUNNING)
+        self._event(f"step-{step}", approver, proposed.action, verdict, rationale=note)
+        return verdict == "approve", approver
+
+    async def _acknowledge(self) -> None:
+        """End the workflow task before going on, so the operator's update gets its answer now.
+
+        Local activities keep a workflow task open, and an update's result leaves with the
+        task: without this, `aios approve` would wait for every inline step after the gate.
+        """
+        if self._fused:
+            await workflow.sleep(ACKNOWLEDGE_PAUSE)
+
+    async def _wait_for_verdict(self, remaining: timedelta) -> None:
+        if remaining <= timedelta(0):
+            return
+        try:
+            await workflow.wait_condition(lambda: self._verdict is not None, timeout=remaining)
+        except TimeoutError:
+            return
+
+    async def _sla_phase(self, phase: str, step: int) -> None:
+        pending = self._run.pending
+        assert pending is not None
+        policy = self._manifest.policy
+        if phase == "remind":
+            self._run.pending = pending.model_copy(update={"reminded": True})
+            self._event(
+                f"step-{step}",
+                "policy",
+                "remind",
+                "approval still waiting",
+                detail={"approvers": pending.approvers},
+            )
+        elif phase == "escalate":
+            approvers = list(dict.fromkeys([*policy.approvers, *policy.escalation_approvers]))
+            self._run.pending = pending.model_copy(update={"escalated": True, "approvers": approvers})
+            self._event(f"step-{step}", "policy", "escalate", "escalated", detail={"approvers": approvers})
+        else:
+            self._verdict = (policy.sla.on_expiry, "policy:sla-expired", "the approval window expired")
+        await self._record()
+
+    def _decide(self, verdict: Verdict, decision: Decision) -> DecisionOutcome:
+        """The one handler behind the approve/reject signals and the decide update."""
+        pending = self._run.pending
+        refusal = self._refusal(decision, pending)
+        if refusal:
+            self._refuse(f"{verdict} {decision.model_dump_json()}", refusal)
+            return DecisionOutcome(accepted=False, reason=refusal, step=decision.step)
+        assert pending is not None
+        self._verdict = (verdict, decision.approver, decision.note)
+        return DecisionOutcome(accepted=True, reason=f"{verdict}d step {pending.step}", step=pending.step)
+
+    def _refusal(self, decision: Decision, pending: PendingApproval | None) -> str:
+        if pending is None or self._verdict is not None:
+            return "no approval is pending (a late or duplicate decision changes nothing)"
+        if decision.step is not None and decision.step != pending.step:
+            return f"step {decision.step} is not waiting for approval; step {pending.step} is"
+        if not may_approve(self._manifest, decision.approver, escalated=pending.escalated):
+            return f"{decision.approver!r} may not approve this; allowed: {', '.join(pending.approvers)}"
+        return ""
+
+    def _refuse(self, received: str, reason: str) -> None:
+        self._run.refused.append(RefusedDecision(received=received[:RECEIVED_EXCERPT], reason=reason))
+        self._event(
+            "decision",
+            "operator",
+            "decision",
+            "refused",
+            rationale=reason,
+            detail={"received": received[:RECEIVED_EXCERPT]},
+        )

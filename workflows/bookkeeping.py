@@ -1,0 +1,150 @@
+"""What an agent run writes down and shows: audit events, step records, status, records.
+
+`RunBookkeeping` is the lowest layer of AgentRun (bookkeeping, then the approval gate, then
+the operator interface, then the run itself). Events collect in memory and leave with the
+next record, a local activity, or, when bookkeeping is fused, inside the next turn's
+reservation transaction. Status changes are mirrored at once in the search attributes and
+the Web UI's details, so the Web UI can filter and explain a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+from workflows.run_progress import RunProgress
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agent import AgentActivities
+    from aios.models.manifest import ActionSpec, Grade
+    from aios.models.run import (
+        AuditEventRef,
+        RecordRequest,
+        RunInput,
+        RunStatus,
+        Settlement,
+        SlotRequest,
+        StepRecord,
+        StepStatus,
+    )
+    from aios.search_attributes import RISK_KEY, STATE_KEY
+
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+
+
+class RunBookkeeping:
+    def __init__(self, request: RunInput) -> None:
+        self._run = RunProgress(request, workflow.info().workflow_id)
+        self._manifest = request.manifest
+        # Set by the run from its patch before its first command; False until then.
+        self._fused = False
+        self._events: list[AuditEventRef] = []
+        self._event_count = 0
+        self._unsettled: Settlement | None = None
+
+    def _set_status(self, status: RunStatus) -> None:
+        if status is self._run.status:
+            return
+        self._run.status = status
+        workflow.upsert_search_attributes([STATE_KEY.value_set(status.value)])
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        run = self._run
+        lines = [
+            f"**{run.request.agent}** ({run.request.mode}, manifest {run.request.manifest.version})",
+            f"status: {run.status.value}, turn {run.turn}, {len(run.steps)} steps",
+        ]
+        if run.pending is not None:
+            lines.append(
+                f"waiting for approval of step {run.pending.step} ({run.pending.action}) "
+                f"by {', '.join(run.pending.approvers)}"
+            )
+        return "\n\n".join(lines)
+
+    def _note_risk(self, spec: ActionSpec | None) -> None:
+        if spec is None:
+            return
+        if self._run.highest_risk is None or spec.risk.rank > self._run.highest_risk.rank:
+            self._run.highest_risk = spec.risk
+            workflow.upsert_search_attributes([RISK_KEY.value_set(spec.risk.value)])
+
+    def _add_step(
+        self,
+        step: int,
+        action: str,
+        grade: Grade,
+        status: StepStatus,
+        *,
+        decided_by: str = "policy",
+        effect_key: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        record = StepRecord(
+            step=step,
+            action=action,
+            grade=grade,
+            status=status,
+            decided_by=decided_by,
+            effect_key=effect_key,
+            detail=detail or {},
+        )
+        self._run.steps.append(record)
+        self._event(f"step-{step}", decided_by, action, status, detail=detail or {})
+
+    def _finish(self, status: RunStatus, outcome: str) -> None:
+        self._run.outcome = outcome
+        self._set_status(status)
+        self._event("run", "policy", "finish", status.value, rationale=outcome)
+
+    def _event(
+        self,
+        step: str,
+        actor: str,
+        action: str,
+        outcome: str,
+        *,
+        rationale: str = "",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self._event_count += 1
+        self._events.append(
+            AuditEventRef(
+                key=f"{self._run.run_id}/e{self._event_count}",
+                step=step,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                rationale=rationale,
+                detail=detail or {},
+            )
+        )
+
+    async def _record(self) -> None:
+        await self._start_record()
+
+    async def _step_recorded(self) -> None:
+        """A finished step's record: now, or (fused) with the next turn's reservation."""
+        if not self._fused:
+            await self._record()
+
+    def _start_record(self, release: SlotRequest | None = None) -> asyncio.Future[None]:
+        return workflow.start_local_activity_method(
+            AgentActivities.record, self._record_request(release), start_to_close_timeout=BOOKKEEPING_TIMEOUT
+        )
+
+    def _record_request(self, release: SlotRequest | None = None) -> RecordRequest:
+        """Everything not yet written: the events since the last record, the state, the usage."""
+        events, self._events = self._events, []
+        settle, self._unsettled = self._unsettled, None
+        return RecordRequest(
+            state=self._run.snapshot(),
+            task=self._run.request.task,
+            paired_with=self._run.request.paired_with,
+            events=events,
+            settle=settle,
+            release=release,
+        )
