@@ -22,7 +22,6 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.approval_gate import ACKNOWLEDGE_PAUSE
 from workflows.bookkeeping import BOOKKEEPING_TIMEOUT
 from workflows.effects import (
     action_call,
@@ -173,7 +172,7 @@ class AgentRunWorkflow(OperatorInterface):
         if not self._may_continue:
             return
         if turn % CHECKPOINT_TURNS == 0:
-            await workflow.sleep(ACKNOWLEDGE_PAUSE)
+            await self._end_workflow_task()
         info = workflow.info()
         long = info.get_current_history_length() >= self._run.request.max_history_events
         if long or info.is_continue_as_new_suggested():

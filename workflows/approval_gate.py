@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
 
 Verdict = Literal["approve", "reject"]
 RECEIVED_EXCERPT = 300
-ACKNOWLEDGE_PAUSE = timedelta(milliseconds=1)
 
 
 class ApprovalGate(RunBookkeeping):
@@ -84,7 +83,7 @@ class ApprovalGate(RunBookkeeping):
         task: without this, `aios approve` would wait for every inline step after the gate.
         """
         if self._fused:
-            await workflow.sleep(ACKNOWLEDGE_PAUSE)
+            await self._end_workflow_task()
 
     async def _wait_for_verdict(self, remaining: timedelta) -> None:
         if remaining <= timedelta(0):

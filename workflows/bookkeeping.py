@@ -33,6 +33,11 @@ with workflow.unsafe.imports_passed_through():
     from aios.search_attributes import RISK_KEY, STATE_KEY
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# Runs from before it ended a workflow task with a 1 ms timer, which a server may fire a
+# second late (the dev server's timer queue shifts by up to 1 s); a regular activity on the
+# run's own queue is started eagerly, in milliseconds, and writes the record on the way.
+RECORD_CHECKPOINTS_PATCH = "record-checkpoints"
+TIMER_CHECKPOINT = timedelta(milliseconds=1)
 
 
 class RunBookkeeping:
@@ -125,6 +130,16 @@ class RunBookkeeping:
 
     async def _record(self) -> None:
         await self._start_record()
+
+    async def _end_workflow_task(self) -> None:
+        """Make the run's progress durable now (the local activities' markers go to history),
+        and let updates and queries that waited for the workflow task be answered."""
+        if workflow.patched(RECORD_CHECKPOINTS_PATCH):
+            await workflow.execute_activity_method(
+                AgentActivities.record, self._record_request(), start_to_close_timeout=BOOKKEEPING_TIMEOUT
+            )
+        else:
+            await workflow.sleep(TIMER_CHECKPOINT)
 
     async def _step_recorded(self) -> None:
         """A finished step's record: now, or (fused) with the next turn's reservation."""
