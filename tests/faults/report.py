@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 FULL = os.environ.get("AIOS_FAULTS_FULL") == "1"
+STARTED = time.monotonic()  # imported as the session collects the suite: its wall time starts here
 SEED = int(os.environ.get("AIOS_FAULTS_SEED", "7"))
 DOC = Path(
     os.environ.get("AIOS_FAULTS_DOC") or Path(__file__).resolve().parents[2] / "docs" / "RELIABILITY.md"
@@ -21,9 +23,13 @@ class Row:
     completed: int = 0
     compensated: int = 0
     duplicates: int = 0
-    lost: int = 0
+    lost: int = -1  # every run counts as lost until the scenario accounts for it
     seconds: float = 0.0
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.lost < 0:
+            self.lost = self.runs
 
 
 @dataclass
@@ -56,24 +62,44 @@ once per Idempotency-Key and counts every application.
 
 - **worker SIGKILL**: a worker subprocess is SIGKILLed at a seeded random moment while a batch
   of three-step runs is in flight (some effect calls are made to hang, so kills land mid-effect);
-  a new worker is started. Every run must complete or compensate, every effect be applied once,
-  and the ledger (`aios_effects`) must show each executed step `succeeded` exactly once.
+  a new worker is started. Every run must complete or compensate, every effect be applied once.
+- **step refused for good, saga compensates, SIGKILLs**: two-step runs (reserve, undone by
+  release; then ship) in batches, each batch ending in a seeded SIGKILL as above. For a seeded
+  half of the runs the server refuses the ship with a final 422, so the run must compensate:
+  release its reservation exactly once, even when the kill lands mid-undo. The others complete.
+  Each run must end the way its manifest implies, and "compensated" counts the undone runs.
 - **two workers, kill one**: two worker subprocesses share a task queue; one is SIGKILLed while
   runs are in flight; the survivor finishes them all.
-- **connector faults 30%**: a soak of runs while 30% of effect calls answer 503 (Retry-After: 0)
-  or 500, chosen by a seeded RNG; retries must never apply an effect twice.
+- **connector faults 30%**: a soak of runs, in batches of 100, while 30% of effect calls answer
+  503 (Retry-After: 0) or 500, chosen by a seeded RNG; retries must never apply an effect twice.
+  The circuit breaker of the `http` connector opens after 5 consecutive failures (or a 50%
+  failure rate over 10 calls) and refuses calls for a 30 s cool-down, then lets one probe
+  through. What it did is logged in the notes below, from the breaker's own log lines, Temporal's
+  log of failed activity attempts, and the worker's health rows in Postgres
+  (`aios_connector_health`, what `aios status` shows), which must agree with the log.
 - **temporal / postgres restarted under in-flight runs** (full size only, or
   `AIOS_FAULTS_RESTARTS=1`): on a stack of the test's own (own ports and data dir, never the
   shared one), the Temporal dev server or Postgres is stopped and started again while runs are
   mid-effect; the same worker, never restarted, finishes them all.
-- **bad input**: malformed manifests, wrongly typed signals and updates, an oversized payload,
-  unknown run ids, unauthorized approvers, SQL and markup in user text. Each gets a clear error,
-  and the run under attack still finishes normally with its effects once.
+- **bad input**: malformed manifests, wrongly typed signals and updates, an oversized payload
+  (refused by the client, naming the field, before anything starts), unknown run ids,
+  unauthorized approvers, SQL and markup in user text. Each gets a clear error, and the run
+  under attack still finishes normally with its effects once.
+
+After every scenario the ledger, the audit trail and the runs' records are checked against
+each other and against the server, run by run: every ledger row is final (`succeeded` or
+`failed`), a `succeeded` key was applied exactly once at the server and a `failed` one never; a
+completed run has each of its actions, a compensated one its first action and its undo; the run's
+mirrored record (`aios_runs`, what recall reads as run history) has its final status; its audit
+events are all there (e1..eN, none lost to a kill), end with one `finish` naming that status and
+name exactly the effects the ledger holds; and the whole audit chain verifies (`aios audit
+verify`).
 
 "duplicate effects" counts idempotency keys the server applied more than once; "lost" counts
-runs that neither completed nor compensated in time, or whose effects at the server do not
-match the ledger. Both must be 0. Reproduce with `make faults` (full size, 100 runs per
-soak scenario) or `pytest tests/faults` (reduced); `AIOS_FAULTS_SEED` changes the seed.
+runs that neither completed nor compensated in time, ended other than their manifest implies,
+or fail any check above. Both must be 0. Reproduce with `make faults` (full size: 500 runs in the
+soak, 100 under worker kills, 100 in the saga) or `pytest tests/faults` (reduced);
+`AIOS_FAULTS_SEED` changes the seed.
 """
 
 
@@ -82,7 +108,11 @@ def write_doc() -> None:
         return
     size = "full (AIOS_FAULTS_FULL=1)" if FULL else "reduced (make test)"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = f"{_INTRO}\n## Last run\n\n{stamp}, size {size}, seed {SEED}.\n\n{REPORT.table()}\n"
+    took = (time.monotonic() - STARTED) / 60
+    body = (
+        f"{_INTRO}\n## Last run\n\n{stamp}, size {size}, seed {SEED}; the whole suite took {took:.1f} min."
+        f"\n\n{REPORT.table()}\n"
+    )
     notes = [f"- {r.scenario}: {r.notes}" for r in REPORT.rows if r.notes]
     if notes:
         body += "\n" + "\n".join(notes) + "\n"

@@ -2,7 +2,8 @@
 
 It stands in for a third-party API in tests: every request is recorded, an effect is
 applied only for a key it has not seen, and a repeated key gets the first answer back,
-as Stripe and most payment APIs do. Faults can be queued to exercise the resilient paths.
+as Stripe and most payment APIs do. Faults can be queued to exercise the resilient paths,
+and `refusals` makes a path refuse every POST for good (a final 4xx, for sagas).
 
 `GET <path>?idempotency_key=<key>` is the lookup a reconciler uses: 200 with the stored
 response when the key's effect was applied, 404 naming the key when it was not. Lookups
@@ -45,6 +46,9 @@ class EffectServer:
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     lookups: list[str] = field(default_factory=list)  # idempotency keys asked about by GET
+    # Path suffix -> status: a service that says no for good (e.g. 422) to every POST there,
+    # never applying it and leaving the fault queue to the other paths.
+    refusals: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -88,6 +92,8 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             key = self.headers.get("Idempotency-Key", "")
+            if self._refuse(key):
+                return
             with state.lock:
                 fault = state.faults.pop(0) if state.faults else None
             if fault is not None and self._inject(fault, key, body):
@@ -125,6 +131,16 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
                 if key:
                     state.responses[key] = response
                 return response, True
+
+        def _refuse(self, key: str) -> bool:
+            with state.lock:
+                status = next((s for suffix, s in state.refusals.items() if self.path.endswith(suffix)), None)
+                if status is not None:
+                    state.requests.append({"path": self.path, "key": key, "applied": False})
+            if status is None:
+                return False
+            self._answer(status, {"error": f"refused: {self.path} does not accept this request"})
+            return True
 
         def _inject(self, fault: Fault, key: str, body: bytes) -> bool:
             if fault.reset:
