@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -16,7 +17,7 @@ from activities.deps import ActivityDeps
 from activities.memory import describe_run
 from aios.audit import append
 from aios.ledger import budget, runs
-from aios.models.manifest import AgentManifest
+from aios.models.manifest import AgentManifest, Grade
 from aios.models.run import (
     ActionCall,
     ActionResult,
@@ -30,7 +31,10 @@ from aios.models.run import (
     SlotRequest,
     ThinkRequest,
     ThinkResult,
+    reservation_key,
 )
+from aios.policy import grade_action
+from aios.queues import runs_inline
 from aios.telemetry import current_trace_id
 from connectors.errors import ConnectorError
 from connectors.model import (
@@ -41,6 +45,11 @@ from connectors.model import (
     OfflineModel,
     ToolSpec,
 )
+
+# A chain of turns in one activity ends after this long: a slow (real) model gets its own
+# local activity per turn, and a retried attempt never redoes more than this.
+CHAIN_SECONDS = 2.0
+APPROVED_OUTRIGHT = frozenset({Grade.AUTO, Grade.AUTO_AND_NOTIFY})
 
 # Extra arguments every tool carries, so the policy can weigh the model's own judgement.
 JUDGEMENT_PROPERTIES: dict[str, Any] = {
@@ -119,21 +128,39 @@ class AgentActivities:
 
     @activity.defn(name="agent.think")
     async def think(self, request: ThinkRequest) -> ThinkResult:
+        """One turn, then (up to `request.chain`) the turns whose plan is one action the
+        policy approves outright on an inline connector: those need no workflow task each."""
+        first = await self._turn(request, settle_first=None)
+        chained: list[ThinkResult] = []
+        current, result = request, first
+        deadline = time.monotonic() + CHAIN_SECONDS
+        while len(chained) < request.chain and time.monotonic() < deadline:
+            follow = chained_turn(current, result)
+            if follow is None or result.plan is None:
+                break
+            # The chain settles each turn as it goes; the workflow settles the last it sees.
+            result = await self._turn(follow, settle_first=_settlement(current, result.plan))
+            chained.append(result)
+            current = follow
+        return first.model_copy(update={"chained": chained}) if chained else first
+
+    async def _turn(self, request: ThinkRequest, *, settle_first: Settlement | None) -> ThinkResult:
         acted = await self._act(request.act) if request.act is not None else None
+        act_key = request.act.effect_key if request.act is not None else None
         record = request.record
         async with self._pool.connection() as conn, conn.transaction():
             # Settled first, so the caps see what the last turn really used.
-            await _settle(conn, record.settle if record else None)
+            await _settle(conn, record.settle if record else settle_first)
             grant = await budget.reserve(conn, request.budget)
             if record is not None:
                 await _bookkeep(conn, record)
         if not grant.granted:
-            return ThinkResult(grant=grant, acted=acted)
+            return ThinkResult(grant=grant, acted=acted, act_key=act_key)
         plan = await self._plan(request.plan)
         if not request.settle_later:
             async with self._pool.connection() as conn:
                 await _settle(conn, _settlement(request, plan))
-        return ThinkResult(grant=grant, plan=plan, acted=acted)
+        return ThinkResult(grant=grant, plan=plan, acted=acted, act_key=act_key)
 
     async def _act(self, call: ActionCall) -> ActionResult:
         """The previous step's approved inline action, through the ledger as `action.execute`.
@@ -201,6 +228,38 @@ async def _bookkeep(conn: AsyncConnection[Any], request: RecordRequest) -> None:
     # Last: the audit chain's lock is global and held to commit, so it is held the shortest.
     # A retried record skips the rows it already chained.
     await append(conn, run_entries(request.events, state, current_trace_id()))
+
+
+def chained_turn(request: ThinkRequest, result: ThinkResult) -> ThinkRequest | None:
+    """The next turn the think activity may take on its own, or None.
+
+    Only when the plan is one action that the policy approves outright on a connector that
+    does no I/O: the workflow, grading the same proposal under the same manifest, defers the
+    very same act (same step, same effect key) into the very same next turn, and takes this
+    turn's result instead of asking again (it checks the act's key).
+    """
+    plan = result.plan
+    if plan is None or plan.done or len(plan.proposals) != 1:
+        return None
+    if result.acted is not None and result.acted.status == "failed":
+        return None
+    proposed = plan.proposals[0]
+    manifest = request.plan.manifest
+    spec = manifest.actions.get(proposed.action)
+    if spec is None or not runs_inline(spec.connector):
+        return None
+    if grade_action(manifest, proposed).grade not in APPROVED_OUTRIGHT:
+        return None
+    run_id, turn = request.plan.run_id, request.plan.turn + 1
+    return ThinkRequest(
+        plan=request.plan.model_copy(
+            update={"turn": turn, "done_actions": [*request.plan.done_actions, proposed.action]}
+        ),
+        budget=request.budget.model_copy(update={"reservation_key": reservation_key(run_id, turn)}),
+        settle_later=True,
+        act=ActionCall.for_step(run_id, request.next_step, proposed, spec),
+        next_step=request.next_step + 1,
+    )
 
 
 def _chat_request(request: PlanRequest) -> ChatRequest:

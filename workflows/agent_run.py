@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         ThinkRequest,
         ThinkResult,
+        reservation_key,
     )
     from aios.policy import grade_action
     from aios.queues import runs_inline
@@ -74,6 +75,9 @@ FUSED_BOOKKEEPING_PATCH = "fused-bookkeeping"
 CONTINUE_AS_NEW_PATCH = "continue-as-new"
 # An approved inline act rides in the next think: one local activity per step instead of two.
 ACT_IN_THINK_PATCH = "act-in-think"
+# ... and the think activity goes on with the next turns while each plan is one action the
+# policy approves outright on an inline connector: a chain of cheap steps, one local activity.
+THINK_CHAINS_PATCH = "think-chains"
 CHECKPOINT_TURNS = 50
 
 T = TypeVar("T")
@@ -91,6 +95,8 @@ class AgentRunWorkflow(OperatorInterface):
         self._cancelled = False
         self._may_continue = False
         self._act_in_think = False
+        self._chains = False
+        self._chained: list[ThinkResult] = []  # turns the think activity took ahead, in order
         # An approved inline act waits for the next `think`, which performs it first: one local
         # activity per step instead of two. Anything that waits performs it on its own first.
         self._deferred: ApprovedAct | None = None
@@ -116,6 +122,7 @@ class AgentRunWorkflow(OperatorInterface):
         self._fused = workflow.patched(FUSED_BOOKKEEPING_PATCH)
         self._may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
         self._act_in_think = workflow.patched(ACT_IN_THINK_PATCH)
+        self._chains = workflow.patched(THINK_CHAINS_PATCH)
         slot = SlotRequest(
             agent=request.agent, run_id=self._run.run_id, limit=self._manifest.budget.max_concurrent_runs
         )
@@ -214,14 +221,19 @@ class AgentRunWorkflow(OperatorInterface):
         while True:
             budget = self._budget_request(turn)
             deferred, self._deferred = self._deferred, None
-            request = ThinkRequest(
-                plan=self._plan_request(turn, memories, deferred),
-                budget=budget,
-                record=self._record_request() if self._fused else None,
-                settle_later=self._fused,
-                act=deferred.call if deferred else None,
-            )
-            result = await self._start_think(request, deferred)
+            result = self._from_chain(deferred)
+            if result is None:
+                request = ThinkRequest(
+                    plan=self._plan_request(turn, memories, deferred),
+                    budget=budget,
+                    record=self._record_request() if self._fused else None,
+                    settle_later=self._fused,
+                    act=deferred.call if deferred else None,
+                    chain=self._chain_length(turn),
+                    next_step=self._run.step + 1,
+                )
+                result = await self._start_think(request, deferred)
+                self._chained = list(result.chained)
             if deferred is not None:
                 self._acted(deferred, result.acted)
             plan = result.plan
@@ -234,6 +246,22 @@ class AgentRunWorkflow(OperatorInterface):
                     )
                 return plan
             await self._pause_for_budget(result.grant.reason)
+
+    def _from_chain(self, deferred: ApprovedAct | None) -> ThinkResult | None:
+        """The turn the think activity already took on its own, if it performed exactly the
+        act this run deferred (same effect key); otherwise the rest of its chain is dropped."""
+        if self._chained and deferred is not None and self._chained[0].act_key == deferred.call.effect_key:
+            return self._chained.pop(0)
+        self._chained.clear()
+        return None
+
+    def _chain_length(self, turn: int) -> int:
+        """How many further turns the think activity may take on its own: none in shadow mode
+        or while paused, and never past the next checkpoint or the turn limit."""
+        if not self._chains or self._paused or self._run.request.mode != "live":
+            return 0
+        to_checkpoint = CHECKPOINT_TURNS - turn % CHECKPOINT_TURNS - 1
+        return max(0, min(to_checkpoint, self._manifest.turn_limit - turn))
 
     async def _start_think(self, request: ThinkRequest, deferred: ApprovedAct | None) -> ThinkResult:
         try:
@@ -284,7 +312,7 @@ class AgentRunWorkflow(OperatorInterface):
         return BudgetRequest(
             agent=self._run.request.agent,
             run_id=self._run.run_id,
-            reservation_key=f"{self._run.run_id}/turn-{turn}",
+            reservation_key=reservation_key(self._run.run_id, turn),
             tokens=estimate,
             cost=estimate / 1000 * model.cost_per_1k_tokens,
             tokens_per_run=budget.tokens_per_run + self._extra_tokens,

@@ -52,17 +52,7 @@ CONNECTOR_ERRORS = frozenset(
 
 
 def action_call(run_id: str, proposal: Proposal, spec: ActionSpec) -> ActionCall:
-    proposed = proposal.proposed
-    return ActionCall(
-        run_id=run_id,
-        step=proposal.step,
-        effect_key=f"{run_id}/step-{proposal.step}/{proposed.action}",
-        action=proposed.action,
-        connector=spec.connector,
-        params=proposed.params,
-        amount=proposed.amount,
-        target=spec.target,
-    )
+    return ActionCall.for_step(run_id, proposal.step, proposal.proposed, spec)
 
 
 def compensation_call(

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from aios.models.base import Payload
-from aios.models.manifest import AgentManifest, Grade
+from aios.models.manifest import ActionSpec, AgentManifest, Grade
 
 # Temporal refuses histories past 51,200 events and warns from 10,240: runs move to a fresh
 # history well before either.
@@ -192,6 +192,11 @@ class BudgetGrant(Payload):
     day_cost: float
 
 
+def reservation_key(run_id: str, turn: int) -> str:
+    """One budget reservation per run and turn: a replay or a retry reserves nothing new."""
+    return f"{run_id}/turn-{turn}"
+
+
 class ActionCall(Payload):
     run_id: str
     step: int
@@ -204,6 +209,20 @@ class ActionCall(Payload):
     original: dict[str, Any] | None = Field(
         default=None, description="for a compensation: the response of the effect it undoes"
     )
+
+    @classmethod
+    def for_step(cls, run_id: str, step: int, proposed: ProposedAction, spec: ActionSpec) -> ActionCall:
+        """The call of an approved proposal; its effect key names run, step and action."""
+        return cls(
+            run_id=run_id,
+            step=step,
+            effect_key=f"{run_id}/step-{step}/{proposed.action}",
+            action=proposed.action,
+            connector=spec.connector,
+            params=proposed.params,
+            amount=proposed.amount,
+            target=spec.target,
+        )
 
 
 class ActionResult(Payload):
@@ -238,6 +257,10 @@ class ThinkResult(Payload):
     grant: BudgetGrant
     plan: PlanResponse | None = Field(default=None, description="None when the budget refused")
     acted: ActionResult | None = Field(default=None, description="the outcome of the request's act")
+    act_key: str | None = Field(default=None, description="the effect key of the act performed")
+    chained: list[ThinkResult] = Field(
+        default_factory=list, description="the turns the activity took on its own after this one"
+    )
 
 
 class SlotRequest(Payload):
@@ -286,6 +309,13 @@ class ThinkRequest(Payload):
     act: ActionCall | None = Field(
         default=None, description="an approved inline action, performed (through the ledger) first"
     )
+    chain: int = Field(
+        default=0,
+        ge=0,
+        description="further turns the activity may take on its own, while each plan is one "
+        "action the policy approves outright on an inline connector",
+    )
+    next_step: int = Field(default=0, ge=0, description="the step number of this turn's proposal")
 
 
 class RunCarry(Payload):
@@ -303,3 +333,4 @@ class RunCarry(Payload):
 
 
 RunInput.model_rebuild()
+ThinkResult.model_rebuild()

@@ -161,8 +161,9 @@ async def budget_paused(run: Run) -> None:
 
 
 async def continued(run: Run) -> None:
-    # 60 inline steps, 50 history events at most: the run hands over to a fresh history once.
-    manifest = noop_manifest(60, name=run.agent)
+    # 299 inline steps (about 9 history events per 50 turns), 50 history events at most: the
+    # run hands over to a fresh history at least once.
+    manifest = noop_manifest(299, name=run.agent, budget=BudgetSpec(tokens_per_run=10_000_000))
     await run.client.start_run(
         run.agent, {"note": "long"}, manifest=manifest, run_id=run.run_id, max_history_events=50
     )
