@@ -233,7 +233,9 @@ async def _end_abandoned(run: Run) -> None:
 async def record_all(paths: list[str]) -> None:
     queue = f"replay-record-{uuid.uuid4().hex[:8]}"
     # Unencrypted: CI replays these files with a different (or no) payload key.
-    settings = load_settings().model_copy(update={"task_queue": queue, "payload_encryption": False})
+    # Plain and whole payloads: CI replays the histories with neither the keys nor Postgres.
+    plain = {"task_queue": queue, "payload_encryption": False, "payload_offload_threshold": 0}
+    settings = load_settings().model_copy(update=plain)
     client = AiosClient(await connect(settings), settings)
     effects = EffectServer().start()
     stop = asyncio.Event()
