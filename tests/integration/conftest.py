@@ -7,11 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from aios.client import AiosClient
 from aios.settings import Settings
+from aios.store.migrate import migrate
 from tests.support.effect_server import EffectServer
 from tests.support.stripe_mock import stripe_mock_fixture  # noqa: F401  (shared fixture)
 from workers.main import run_worker
@@ -46,3 +48,13 @@ async def _terminate_leftovers(client: Client, task_queue: str) -> None:
     async for execution in client.list_workflows(query):
         with contextlib.suppress(RPCError):  # it may have finished since visibility listed it
             await client.get_workflow_handle(execution.id).terminate("test finished")
+
+
+@pytest.fixture
+async def pool(scratch_database: str) -> AsyncIterator[AsyncConnectionPool]:
+    """A connection pool on a freshly migrated scratch database (memory tests write freely)."""
+    await migrate(scratch_database)
+    async with AsyncConnectionPool(
+        scratch_database, min_size=1, max_size=4, kwargs={"autocommit": True}
+    ) as opened:
+        yield opened

@@ -31,7 +31,6 @@ from aios.memory.messages import MemoryFilter, MemoryRecallRequest, RememberRequ
 from aios.memory.service import MemoryService
 from aios.memory.vectors import EdgeStore
 from aios.settings import Settings
-from aios.store.migrate import migrate
 from workflows.compaction import CompactionWorkflow, create_compaction_schedule
 
 EVERYTHING = Scoring(min_similarity=-1)
@@ -40,15 +39,6 @@ ACME = [
     "Acme's billing contact is Dana Reyes.",
     "Acme renewed the annual plan in March. Acme pays invoices by card.",
 ]
-
-
-@pytest.fixture
-async def pool(scratch_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    await migrate(scratch_database)
-    async with AsyncConnectionPool(
-        scratch_database, min_size=1, max_size=4, kwargs={"autocommit": True}
-    ) as opened:
-        yield opened
 
 
 @pytest.fixture

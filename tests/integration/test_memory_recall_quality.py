@@ -3,7 +3,6 @@ which only matches words, must do clearly worse (or the set would not test seman
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,8 @@ from aios.memory.embedders import Embedder, HashEmbedder, MiniLMEmbedder
 from aios.memory.evaluation import recall_at_5
 from aios.memory.service import MemoryService
 from aios.memory.vectors import EdgeStore
-from aios.store.migrate import migrate
 
 LABELED = Path(__file__).resolve().parents[1] / "data" / "memory_recall.json"
-
-
-@pytest.fixture
-async def pool(scratch_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    await migrate(scratch_database)
-    async with AsyncConnectionPool(
-        scratch_database, min_size=1, max_size=4, kwargs={"autocommit": True}
-    ) as opened:
-        yield opened
 
 
 async def evaluate(pool: AsyncConnectionPool, directory: Path, embedder: Embedder) -> float:

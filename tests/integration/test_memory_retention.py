@@ -35,7 +35,6 @@ from aios.memory.service import MemoryService
 from aios.memory.vectors import EdgeStore
 from aios.models.run import RunStatus
 from aios.settings import MemoryRetentionRule, RetentionPolicy, RunRetentionRule, Settings
-from aios.store.migrate import migrate
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import noop_manifest, refund_like_manifest, unique_agent
 from tests.support.runs import wait_for_status
@@ -50,15 +49,6 @@ POLICY = RetentionPolicy(
         MemoryRetentionRule(keep_days=365, then="delete"),
     ]
 )
-
-
-@pytest.fixture
-async def pool(scratch_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    await migrate(scratch_database)
-    async with AsyncConnectionPool(
-        scratch_database, min_size=1, max_size=4, kwargs={"autocommit": True}
-    ) as opened:
-        yield opened
 
 
 def _service(pool: AsyncConnectionPool, shard: Path) -> MemoryService:

@@ -29,19 +29,9 @@ from aios.memory.messages import (
 from aios.memory.service import MemoryService
 from aios.memory.vectors import EdgeStore
 from aios.settings import Settings
-from aios.store.migrate import migrate
 
 Opener = Callable[..., Awaitable[MemoryService]]
 EVERYTHING = Scoring(min_similarity=-1)
-
-
-@pytest.fixture
-async def pool(scratch_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    await migrate(scratch_database)
-    async with AsyncConnectionPool(
-        scratch_database, min_size=1, max_size=4, kwargs={"autocommit": True}
-    ) as opened:
-        yield opened
 
 
 @pytest.fixture

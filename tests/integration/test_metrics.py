@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider, ObservableGauge
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
@@ -60,6 +60,13 @@ def _points(reader: InMemoryMetricReader, name: str) -> dict[frozenset[tuple[str
     return found
 
 
+def _reader() -> InMemoryMetricReader:
+    # The development database keeps every agent the suite ever made (thousands after a few
+    # fault runs): more series than the SDK's default limit of 2,000 per gauge, past which it
+    # folds them into one overflow series and the test's agent would not be seen.
+    return InMemoryMetricReader(cardinality_limits={ObservableGauge: 1_000_000})
+
+
 def _value(reader: InMemoryMetricReader, name: str, **attributes: str) -> float | None:
     return _points(reader, name).get(frozenset(attributes.items()))
 
@@ -104,7 +111,7 @@ async def test_without_otel_variables_nothing_is_installed(
 async def test_effects_approvals_and_budget_from_postgres(
     aios_client: AiosClient, effect_server: EffectServer, pool: AsyncConnectionPool
 ) -> None:
-    reader = InMemoryMetricReader()
+    reader = _reader()
     gauges = AiosMetrics(MeterProvider(metric_readers=[reader]).get_meter("aios"))
     manifest = refund_like_manifest(effect_server.url)
     agent = manifest.name
@@ -128,7 +135,7 @@ async def test_effects_approvals_and_budget_from_postgres(
 
 
 async def test_breaker_state_of_running_workers(aios_client: AiosClient, pool: AsyncConnectionPool) -> None:
-    reader = InMemoryMetricReader()
+    reader = _reader()
     gauges = AiosMetrics(MeterProvider(metric_readers=[reader]).get_meter("aios"))
     await asyncio.sleep(0.5)  # the worker reports its breakers when it starts
     await gauges.refresh(pool)
@@ -142,7 +149,7 @@ async def test_breaker_state_of_running_workers(aios_client: AiosClient, pool: A
 
 
 async def test_temporal_runtime_metrics_reach_opentelemetry(stack_settings: Settings) -> None:
-    reader = InMemoryMetricReader()
+    reader = _reader()
     runtime, buffer = temporal_runtime()
     bridge = TemporalBridge(buffer, MeterProvider(metric_readers=[reader]).get_meter("aios"))
     client = await Client.connect(stack_settings.temporal_address, runtime=runtime)
@@ -163,7 +170,7 @@ async def test_temporal_runtime_metrics_reach_opentelemetry(stack_settings: Sett
 async def test_service_keeps_both_fresh_while_it_runs(
     stack_settings: Settings, pool: AsyncConnectionPool
 ) -> None:
-    reader = InMemoryMetricReader()
+    reader = _reader()
     provider = MeterProvider(metric_readers=[reader])
     runtime, buffer = temporal_runtime()
     meter = provider.get_meter("aios")
