@@ -21,6 +21,7 @@ from activities.actions import effect_request
 from activities.deps import ActivityDeps
 from aios.ledger import effects
 from aios.models.base import Payload
+from aios.models.run import ActionCall
 from aios.webhooks import WebhookEvent
 from connectors.actions.base import ActionConnector, EffectLookup, EffectRequest
 from connectors.errors import ConnectorError
@@ -49,6 +50,21 @@ class ReconcileInput(Payload):
     # A request can still be on its way when the caller gave up on it: a lookup's "not applied"
     # is believed only once this long has passed since the reconciler started.
     settle: timedelta = Field(default=timedelta(seconds=60), ge=timedelta(0))
+
+    @classmethod
+    def for_call(cls, call: ActionCall, **timing: timedelta) -> ReconcileInput:
+        """The reconciler's input for an action call whose effect the ledger calls unknown."""
+        return cls(
+            effect_key=call.effect_key,
+            run_id=call.run_id,
+            connector=call.connector,
+            action=call.action,
+            params=call.params,
+            amount=call.amount,
+            target=call.target,
+            original=call.original,
+            **timing,
+        )
 
     def effect_request(self) -> EffectRequest:
         return effect_request(self)

@@ -100,16 +100,7 @@ async def reconcile_effect(
         return None
     if not workflow.patched(RECONCILE_PATCH):
         return None
-    request = ReconcileInput(
-        effect_key=call.effect_key,
-        run_id=call.run_id,
-        connector=call.connector,
-        action=call.action,
-        params=call.params,
-        amount=call.amount,
-        target=call.target,
-        original=call.original,
-    )
+    request = ReconcileInput.for_call(call)
     try:
         # The reconciler settles the ledger whatever becomes of this run: it is abandoned,
         # not cancelled or terminated, with the run.

@@ -15,6 +15,7 @@ from aios.models.manifest import AgentManifest, BudgetSpec
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
 from tests.support.manifests import noop_manifest
+from tests.support.runs import chain_histories
 
 TURNS = 500  # the manifest's maximum: 499 actions, then the turn in which the model says done
 # Temporal's own limits (dev server and Cloud): a history is refused past these.
@@ -37,13 +38,11 @@ def _long_manifest() -> AgentManifest:
 
 
 async def _histories(client: Client, workflow_id: str) -> list[History]:
-    """Every history of the workflow id, oldest first (continue-as-new keeps the id)."""
-    found = []
-    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
-        history = await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
-        size = sum(event.ByteSize() for event in history.events)
-        found.append((execution.start_time, History(execution.run_id, len(history.events), size)))
-    return [history for _, history in sorted(found, key=lambda pair: pair[0])]
+    """Events and bytes of every history of the run, oldest first."""
+    return [
+        History(history.run_id, len(history.events), sum(event.ByteSize() for event in history.events))
+        for history in await chain_histories(client, workflow_id)
+    ]
 
 
 async def _assert_every_step_once(settings: Settings, final: RunState) -> None:

@@ -72,16 +72,7 @@ def call_for(server: EffectServer, key: str) -> ActionCall:
 
 
 def reconcile_input(call: ActionCall, **timing: timedelta) -> ReconcileInput:
-    return ReconcileInput(
-        effect_key=call.effect_key,
-        run_id=call.run_id,
-        connector=call.connector,
-        action=call.action,
-        params=call.params,
-        amount=call.amount,
-        target=call.target,
-        **timing,
-    )
+    return ReconcileInput.for_call(call, **timing)
 
 
 async def call_through_the_ledger(settings: Settings, call: ActionCall) -> ApplicationError:

@@ -30,7 +30,7 @@ from aios.settings import load_settings
 from aios.temporal_client import connect
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.manifests import FAST_SLA, noop_manifest, refund_like_manifest
-from tests.support.runs import wait_for_status
+from tests.support.runs import chain_histories, wait_for_status
 from workers.main import run_worker
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -202,12 +202,9 @@ async def record(path: str, client: AiosClient, effects: EffectServer) -> Path:
         await _end_abandoned(run)
         raise
     # A run that continued as new has several histories: the earlier ones go to <path>.runN.json.
-    runs = [execution async for execution in client.temporal.list_workflows(f"WorkflowId = '{run.run_id}'")]
-    runs.sort(key=lambda execution: execution.start_time)
-    for number, execution in enumerate(runs, start=1):
-        handle = client.temporal.get_workflow_handle(run.run_id, run_id=execution.run_id)
-        history = await handle.fetch_history()
-        target = HISTORIES / (f"{path}.json" if number == len(runs) else f"{path}.run{number}.json")
+    histories = await chain_histories(client.temporal, run.run_id)
+    for number, history in enumerate(histories, start=1):
+        target = HISTORIES / (f"{path}.json" if number == len(histories) else f"{path}.run{number}.json")
         target.write_text(_one_event_per_line(history))
     return target
 

@@ -1,9 +1,11 @@
-"""Waiting on runs in tests: poll the `state` query until a condition holds (bounded)."""
+"""Runs in tests: wait for a state (poll the `state` query, bounded); read every history of a run."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+from temporalio.client import Client, WorkflowHistory
 
 from aios.client import AiosClient
 from aios.models.run import RunState, RunStatus
@@ -31,3 +33,13 @@ async def wait_for_status(
     client: AiosClient, run_id: str, status: RunStatus, *, within: float = 30
 ) -> RunState:
     return await wait_for_state(client, run_id, lambda state: state.status is status, within=within)
+
+
+async def chain_histories(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """Every history of the workflow id, oldest first (continue-as-new keeps the id)."""
+    executions = [execution async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+    executions.sort(key=lambda execution: execution.start_time)
+    return [
+        await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
+        for execution in executions
+    ]
