@@ -95,7 +95,8 @@ class ReconcileProgress(Payload):
     polls: int
     webhooks: list[str] = Field(default_factory=list, description="distinct event ids received")
     duplicate_webhooks: int = 0
-    refused_webhooks: list[str] = Field(default_factory=list)
+    refused_webhooks: list[str] = Field(default_factory=list, description="the first 20, with reasons")
+    refused_count: int = Field(default=0, description="every input the webhook signal refused")
     lookup_usable: bool = True
     last_verdict: str = ""
     result: ReconcileResult | None = None

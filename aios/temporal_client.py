@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
 from aios.codec import codec_for
+from aios.inbound import InboundPayloadConverter
 from aios.payload_store import external_storage_for
 from aios.redaction import failure_converter_class, redactor_for
 from aios.settings import Settings
@@ -30,6 +31,8 @@ def data_converter(settings: Settings) -> DataConverter:
     codec = codec_for(settings)
     return dataclasses.replace(
         pydantic_data_converter,
+        # Un-hinted decoding (every `*inputs` signal and update handler) never fails: aios/inbound.py.
+        payload_converter_class=InboundPayloadConverter,
         payload_codec=codec,
         failure_converter_class=failure_converter_class(redactor_for(settings), encrypt=codec is not None),
         external_storage=external_storage_for(settings),

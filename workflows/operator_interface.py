@@ -6,34 +6,29 @@ classes too; only `@workflow.run` must be on the workflow class itself. The name
 (`approve`, `reject`, `decide`, `pause`, `resume`, `state`) are the run's public interface:
 renaming one breaks every run in flight and every operator's habits.
 
-Payloads are taken raw and decoded here, so a malformed one is refused with a reason that
-names its field, recorded in the run's state and audit trail, and harms nothing.
+Every handler takes its input through the one door of workflows/inbound.py: any count and
+shape arrives, a malformed one is refused with a reason that names its field and the shape
+expected, recorded in the run's state and audit trail, and harms nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
 from temporalio import workflow
-from temporalio.common import RawValue
 
 from workflows.approval_gate import ApprovalGate, Verdict
+from workflows.inbound import inbound_signal, inbound_update
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
-
-    from aios.models.run import Decision, DecisionOutcome, DecisionRequest, ResumeRequest, RunInput, RunState
-
-DECIDE_SHAPE = (
-    '{"verdict": "approve" | "reject", "decision": {"approver": "<name>", "note": "", "step": null}}'
-)
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class PauseRequest(BaseModel):
-    by: str = "operator"
-    reason: str = ""
+    from aios.inbound import InputRefused
+    from aios.models.run import (
+        Decision,
+        DecisionOutcome,
+        DecisionRequest,
+        PauseRequest,
+        ResumeRequest,
+        RunInput,
+        RunState,
+    )
 
 
 class OperatorInterface(ApprovalGate):
@@ -44,32 +39,31 @@ class OperatorInterface(ApprovalGate):
         self._extra_tokens = 0
         self._extra_cost = 0.0
 
-    @workflow.signal(name="approve")
-    async def approve_signal(self, payload: RawValue) -> None:
-        await self._signalled_decision("approve", payload)
+    @inbound_signal("approve", Decision, description='Approve the waiting step: {"approver": "<name>"}')
+    async def approve_signal(self, decision: Decision) -> None:
+        await self._signalled_decision("approve", decision)
 
-    @workflow.signal(name="reject")
-    async def reject_signal(self, payload: RawValue) -> None:
-        await self._signalled_decision("reject", payload)
+    @inbound_signal("reject", Decision, description='Reject the waiting step: {"approver": "<name>"}')
+    async def reject_signal(self, decision: Decision) -> None:
+        await self._signalled_decision("reject", decision)
 
-    async def _signalled_decision(self, verdict: Verdict, payload: RawValue) -> None:
-        decision = self._parse(Decision, payload, verdict)
-        if decision is not None:
-            self._decide(verdict, decision)
+    async def _signalled_decision(self, verdict: Verdict, decision: Decision) -> None:
+        self._decide(verdict, decision)
         await self._record()
 
-    @workflow.update(name="decide")
-    async def decide_update(self, payload: RawValue) -> DecisionOutcome:
-        request = self._decision_request(payload)
+    @inbound_update(
+        "decide",
+        DecisionRequest,
+        description='Approve or reject, answered at once: {"verdict": "approve", "decision": {...}}',
+        check="_decision_may_matter",
+    )
+    async def decide_update(self, request: DecisionRequest) -> DecisionOutcome:
         outcome = self._decide(request.verdict, request.decision)
         await self._record()
         return outcome
 
-    @decide_update.validator
-    def _validate_decide(self, payload: RawValue) -> None:
-        # Rejected here, nothing enters history: only requests that could matter get through.
-        # Taken raw, so a wrongly typed request is refused naming its field, not as undecodable.
-        request = self._decision_request(payload)
+    def _decision_may_matter(self, request: DecisionRequest) -> None:
+        # Refused by the validator, nothing enters history: only requests that could matter.
         pending = self._run.pending
         if pending is None or self._verdict is not None:
             raise ValueError("no approval is pending for this run (a late or duplicate decision)")
@@ -78,27 +72,15 @@ class OperatorInterface(ApprovalGate):
                 f"step {request.decision.step} is not waiting for approval; step {pending.step} is"
             )
 
-    def _decision_request(self, payload: RawValue) -> DecisionRequest:
-        try:
-            value: Any = workflow.payload_converter().from_payload(payload.payload)
-            return DecisionRequest.model_validate(value)
-        except (ValidationError, ValueError, TypeError) as error:
-            problem = first_line(error)
-            raise ValueError(f"malformed decide request: {problem}; expected {DECIDE_SHAPE}") from None
-
-    @workflow.signal(name="pause")
-    async def pause_signal(self, payload: RawValue) -> None:
-        request = self._parse(PauseRequest, payload, "pause")
-        if request is not None and not self._paused:
+    @inbound_signal("pause", PauseRequest, description='Hold the run before its next step: {"by": "<name>"}')
+    async def pause_signal(self, request: PauseRequest) -> None:
+        if not self._paused:
             self._paused = True
             self._event("control", request.by, "pause", "requested", rationale=request.reason)
             await self._record()
 
-    @workflow.signal(name="resume")
-    async def resume_signal(self, payload: RawValue) -> None:
-        request = self._parse(ResumeRequest, payload, "resume")
-        if request is None:
-            return
+    @inbound_signal("resume", ResumeRequest, description='Go on after a pause: {"by": "<name>"}')
+    async def resume_signal(self, request: ResumeRequest) -> None:
         self._paused = False
         self._extra_tokens += request.extra_tokens
         self._extra_cost += request.extra_cost
@@ -116,23 +98,7 @@ class OperatorInterface(ApprovalGate):
     def state_query(self) -> RunState:
         return self._run.snapshot()
 
-    def _parse(self, model: type[ModelT], payload: RawValue, what: str) -> ModelT | None:
-        """Decode an operator's JSON; a malformed one is refused, recorded, and harms nothing."""
-        try:
-            value: Any = workflow.payload_converter().from_payload(payload.payload)
-            return model.model_validate(value if value is not None else {})
-        except (ValidationError, ValueError, TypeError) as error:
-            received = payload.payload.data.decode(errors="replace")
-            self._refuse(f"{what} {received}", f"malformed {what}: {first_line(error)}")
-            return None
-
-
-def first_line(error: Exception) -> str:
-    """A refusal's reason: one line per wrong field, or the error's first line."""
-    if isinstance(error, ValidationError):
-        # "decision.approver: Input should be a valid string", one per wrong field.
-        return "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
-            for problem in error.errors()
-        )[:300]
-    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    async def _refuse_input(self, handler: str, refused: InputRefused) -> None:
+        """A malformed signal or update input: refused, recorded, and it harms nothing."""
+        self._refuse(f"{handler} {refused.received}", refused.reason)
+        await self._record()

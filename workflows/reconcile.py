@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.inbound import inbound_signal
+
 with workflow.unsafe.imports_passed_through():
     from activities.reconcile import (
         CheckRequest,
@@ -30,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
         Source,
     )
+    from aios.inbound import InputRefused
     from aios.webhooks import RECONCILE_WORKFLOW, WEBHOOK_SIGNAL, WebhookEvent
 
 CHECK_TIMEOUT = timedelta(seconds=60)
@@ -51,6 +54,7 @@ class ReconcileEffectWorkflow:
         self._received: list[str] = []
         self._duplicates = 0
         self._refused: list[str] = []
+        self._refused_count = 0
         self._polls = 0
         self._lookup_usable = True
         self._last_verdict = ""
@@ -173,19 +177,26 @@ class ReconcileEffectWorkflow:
         self._result = result
         return result
 
-    @workflow.signal(name=WEBHOOK_SIGNAL)
-    def webhook(self, event: WebhookEvent) -> None:
+    @inbound_signal(WEBHOOK_SIGNAL, WebhookEvent, description="A webhook event that settles this effect")
+    async def webhook(self, event: WebhookEvent) -> None:
         """A webhook event for this effect; a repeated event id is counted and ignored."""
         if event.event_id in self._seen:
             self._duplicates += 1
             return
         self._seen.add(event.event_id)
         if event.effect_key != self._key:
-            if len(self._refused) < MAX_REFUSED_KEPT:
-                self._refused.append(f"{event.event_id}: for effect {event.effect_key!r}, not this one")
+            self._keep_refusal(f"{event.event_id}: for effect {event.effect_key!r}, not this one")
             return
         self._received.append(event.event_id)
         self._inbox.append(event)
+
+    async def _refuse_input(self, handler: str, refused: InputRefused) -> None:
+        self._keep_refusal(f"{handler} {refused.received}: {refused.reason}")
+
+    def _keep_refusal(self, refusal: str) -> None:
+        self._refused_count += 1
+        if len(self._refused) < MAX_REFUSED_KEPT:
+            self._refused.append(refusal)
 
     @workflow.query(name="state")
     def state(self) -> ReconcileProgress:
@@ -195,6 +206,7 @@ class ReconcileEffectWorkflow:
             webhooks=list(self._received),
             duplicate_webhooks=self._duplicates,
             refused_webhooks=list(self._refused),
+            refused_count=self._refused_count,
             lookup_usable=self._lookup_usable,
             last_verdict=self._last_verdict,
             result=self._result,

@@ -121,10 +121,17 @@ class PendingApproval(Payload):
     escalated: bool = False
 
 
+class PauseRequest(Payload):
+    """Holds a run before its next step (the kill switch for one run)."""
+
+    by: str = Field(default="operator", min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
 class ResumeRequest(Payload):
     """Resumes a paused run; for a budget pause, optionally grants more budget to this run."""
 
-    by: str = Field(default="operator", min_length=1)
+    by: str = Field(default="operator", min_length=1, max_length=200)
     extra_tokens: int = Field(default=0, ge=0)
     extra_cost: float = Field(default=0.0, ge=0)
 

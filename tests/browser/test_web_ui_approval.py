@@ -1,7 +1,8 @@
 """An operator approves a waiting run from the Temporal Web UI, in a real (headless) browser.
 
 The README's recipe, followed literally: filter the workflows by the run's search attributes,
-open the run, "Send a Signal" named `approve` with `{"approver": "alice", "note": ...}`.
+open the run, "Send a Signal" named `approve` with `{"approver": "alice", "note": ...}`. A
+hurried first click with no input is refused and recorded, and leaves the run approvable.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aios.client import AiosClient
 from aios.models.run import RunStatus
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest
-from tests.support.runs import wait_for_status
+from tests.support.runs import wait_for_state, wait_for_status
 
 if TYPE_CHECKING:
     from tests.browser.webui import TemporalWebUi
@@ -66,9 +67,19 @@ async def test_approve_a_waiting_run_from_the_web_ui(
     await web_ui.expect_status("Running")
     await web_ui.screenshot("2-waiting")
 
+    # A hurried click first: `approve` with no input is refused and recorded; the run still waits.
+    dialog = await web_ui.open_signal_form()
+    await web_ui.fill_signal(dialog, "approve", None)
+    await web_ui.submit_signal(dialog)
+    refused = await wait_for_state(aios_client, started.run_id, lambda state: bool(state.refused_decisions))
+    assert refused.status is RunStatus.WAITING_APPROVAL
+    assert refused.refused_decisions[0].reason.startswith("malformed approve: approver: Field required")
+    assert refused.refused_decisions[0].received == "approve (no input)"
+    await web_ui.screenshot("3-empty-signal-refused")
+
     dialog = await web_ui.open_signal_form()
     await web_ui.fill_signal(dialog, "approve", {"approver": "alice", "note": NOTE})
-    await web_ui.screenshot("3-signal-form")
+    await web_ui.screenshot("4-signal-form")
     await web_ui.submit_signal(dialog)
 
     final = await asyncio.wait_for(aios_client.result(started.run_id), timeout=30)
@@ -80,4 +91,4 @@ async def test_approve_a_waiting_run_from_the_web_ui(
 
     await web_ui.page.reload()
     await web_ui.expect_status("Completed")
-    await web_ui.screenshot("4-completed")
+    await web_ui.screenshot("5-completed")

@@ -66,15 +66,19 @@ class TemporalWebUi:
         dropdown = dialog.get_by_test_id("signal-select-button")
         if await dropdown.count():
             await dropdown.click()
-            await dialog.get_by_role("option", name=name, exact=True).click()
+            # An option reads "<name> <description>" when the handler has a description.
+            await dialog.get_by_role("option", name=re.compile(rf"^\s*{re.escape(name)}\b")).first.click()
             await expect(dialog.get_by_test_id("signal-select")).to_have_value(name)
             return
         signal_name = dialog.get_by_label("Signal name").or_(dialog.get_by_test_id("signal-name"))
         await signal_name.first.fill(name)
         await expect(signal_name.first).to_have_value(name)
 
-    async def fill_signal(self, dialog: Locator, name: str, payload: dict[str, Any]) -> None:
+    async def fill_signal(self, dialog: Locator, name: str, payload: dict[str, Any] | None) -> None:
+        """Choose the signal and type its input; None leaves the input empty, as a hurried click would."""
         await self._choose_signal(dialog, name)
+        if payload is None:
+            return
         # The input is a CodeMirror editor (a contenteditable); inserting the text at once keeps
         # its bracket auto-closing from doubling braces and quotes.
         editor = dialog.locator(".cm-content[contenteditable='true'], textarea").first

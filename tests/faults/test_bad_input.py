@@ -125,7 +125,7 @@ async def test_bad_input_against_a_waiting_run_leaves_it_unharmed(
     with pytest.raises(WorkflowUpdateFailedError) as update_error:
         await handle.execute_update("decide", {"verdict": "approve", "decision": {"approver": 7}})
     update_text = str(update_error.value.cause)
-    assert "malformed decide request: decision.approver: Input should be a valid string" in update_text
+    assert "malformed decide: decision.approver: Input should be a valid string" in update_text
 
     # Refused: the update and the signal from mallory, three malformed approvals, one resume.
     state = await wait_for_state(aios_client, started.run_id, lambda s: len(s.refused_decisions) >= 6)

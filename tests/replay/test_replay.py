@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from aios.inbound import InboundPayloadConverter
 from tests.replay.variants import PatchedExtraWait, UnpatchedExtraWait
 from workers.main import workflow_runner
 from workflows import WORKFLOWS
@@ -49,7 +50,9 @@ def load_history(file: Path) -> WorkflowHistory:
 def replayer_for(workflows: Iterable[type]) -> Replayer:
     """Configured like the worker: same converter, same sandbox passthrough."""
     return Replayer(
-        workflows=list(workflows), data_converter=pydantic_data_converter, workflow_runner=workflow_runner()
+        workflows=list(workflows),
+        data_converter=DataConverter(payload_converter_class=InboundPayloadConverter),
+        workflow_runner=workflow_runner(),
     )
 
 
