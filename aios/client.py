@@ -7,22 +7,39 @@ state = await client.state(started.run_id)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from aios.errors import AdmissionRefused, DecisionRefused, InputTooLarge, RunFinished, RunNotFound
+from aios.errors import (
+    AdmissionRefused,
+    DecisionRefused,
+    InputTooLarge,
+    RunFailed,
+    RunFinished,
+    RunStuck,
+    WaitTimedOut,
+)
 from aios.ledger import budget, runs
 from aios.models import PingInput, PingResult
 from aios.models.manifest import AgentManifest
@@ -37,6 +54,7 @@ from aios.models.run import (
 )
 from aios.rollouts import VersionDiff, diff_runs
 from aios.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
+from aios.server_errors import explain, postgres_unreachable, temporal_unreachable
 from aios.settings import Settings
 from aios.temporal_client import connect
 
@@ -76,7 +94,28 @@ class AiosClient:
 
     @classmethod
     async def connect(cls, settings: Settings) -> AiosClient:
-        return cls(await connect(settings), settings)
+        """Connect to Temporal with the project's converter, codec and tracing.
+
+        Args:
+            settings: where Temporal and Postgres are, and the payload keys.
+
+        Returns:
+            A client; raises TemporalUnavailable (one line, with the fix) when nobody answers.
+        """
+        try:
+            return cls(await connect(settings), settings)
+        except RuntimeError as error:  # the SDK's "Failed client connect: ..."
+            raise temporal_unreachable(settings, error) from error
+
+    @asynccontextmanager
+    async def _boundary(self, run_id: str | None = None) -> AsyncIterator[None]:
+        """Every server failure inside leaves as an AiosError saying what happened (server_errors.py)."""
+        try:
+            yield
+        except RPCError as error:
+            raise await explain(self.temporal, self.settings, run_id, error) from error
+        except psycopg.OperationalError as error:
+            raise postgres_unreachable(self.settings, error) from error
 
     def run_url(self, workflow_id: str) -> str:
         return self.settings.run_url(workflow_id)
@@ -168,17 +207,18 @@ class AiosClient:
             ]
         )
         summary = f"{request.agent} ({request.mode}): {_summarize(request.task)}"
-        await self.temporal.start_workflow(
-            AGENT_RUN,
-            request,
-            id=run_id,
-            task_queue=task_queue or self.settings.task_queue,
-            search_attributes=attributes,
-            static_summary=summary[:200],
-            result_type=RunState,
-            # Effect keys derive from the run id: a reused id would find its effects "done".
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
+        async with self._boundary():
+            await self.temporal.start_workflow(
+                AGENT_RUN,
+                request,
+                id=run_id,
+                task_queue=task_queue or self.settings.task_queue,
+                search_attributes=attributes,
+                static_summary=summary[:200],
+                result_type=RunState,
+                # Effect keys derive from the run id: a reused id would find its effects "done".
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
 
     # -- reading runs -------------------------------------------------------------------
 
@@ -186,14 +226,35 @@ class AiosClient:
         return self.temporal.get_workflow_handle(run_id, result_type=RunState)
 
     async def state(self, run_id: str) -> RunState:
-        try:
+        """The run's state, from its `state` query.
+
+        Args:
+            run_id: the run's workflow id.
+
+        Returns:
+            The state; raises RunNotFound, RunStuck (its workflow task fails) or a server error.
+        """
+        async with self._boundary(run_id):
             state: RunState = await self.handle(run_id).query("state", result_type=RunState)
-        except RPCError as error:
-            raise _not_found(run_id, error) from error
         return state
 
-    async def result(self, run_id: str) -> RunState:
-        return await self.handle(run_id).result()
+    async def result(self, run_id: str, *, within: float | None = None) -> RunState:
+        """Wait for the run to end.
+
+        Args:
+            run_id: the run's workflow id.
+            within: seconds to wait at most (WaitTimedOut then; the run goes on).
+
+        Returns:
+            The final state; raises RunFailed when Temporal ended it (terminated, timed out, failed).
+        """
+        async with self._boundary(run_id):
+            try:
+                return await asyncio.wait_for(self.handle(run_id).result(), within)
+            except TimeoutError as error:
+                raise WaitTimedOut(f"run {run_id!r} did not end within {within:g}s; it goes on") from error
+            except WorkflowFailureError as error:
+                raise RunFailed(f"run {run_id!r} ended without finishing: {error.cause or error}") from error
 
     async def list_runs(
         self, *, agent: str | None = None, state: str | None = None, limit: int = 50
@@ -204,7 +265,9 @@ class AiosClient:
         if state:
             clauses.append(f"AiosState = '{_quote(state)}'")
         found = []
-        async for execution in self.temporal.list_workflows(" AND ".join(clauses), limit=limit):
+        async with self._boundary():
+            executions = [e async for e in self.temporal.list_workflows(" AND ".join(clauses), limit=limit)]
+        for execution in executions:
             attributes = execution.typed_search_attributes
             found.append(
                 RunSummary(
@@ -220,10 +283,30 @@ class AiosClient:
         return found
 
     async def approvals(self) -> list[RunState]:
-        """Every run waiting for a decision, with what it waits for."""
-        waiting = await self.list_runs(state="waiting_approval", limit=200)
-        states = [await self.state(run.run_id) for run in waiting if run.temporal_status == "RUNNING"]
-        return [state for state in states if state.pending_approval is not None]
+        """Every run waiting for a decision, with what it waits for (stuck runs left out).
+
+        Returns:
+            The waiting runs' states, oldest first as Temporal lists them.
+        """
+        waiting, _ = await self.waiting_runs()
+        return waiting
+
+    async def waiting_runs(self) -> tuple[list[RunState], list[RunStuck]]:
+        """The runs waiting for a decision, and those listed as waiting whose workflow task fails.
+
+        Returns:
+            (waiting states, stuck runs): a stuck run cannot be queried, so it is reported instead.
+        """
+        listed = await self.list_runs(state="waiting_approval", limit=200)
+        states, stuck = [], []
+        for run in listed:
+            if run.temporal_status != "RUNNING":
+                continue
+            try:
+                states.append(await self.state(run.run_id))
+            except RunStuck as problem:
+                stuck.append(problem)
+        return [state for state in states if state.pending_approval is not None], stuck
 
     # -- operating on runs --------------------------------------------------------------
 
@@ -242,7 +325,7 @@ class AiosClient:
             cause = error.cause
             raise DecisionRefused(str(cause.message if hasattr(cause, "message") else cause)) from error
         except RPCError as error:
-            problem = _not_found(run_id, error)
+            problem = await explain(self.temporal, self.settings, run_id, error)
             raise (DecisionRefused(str(problem)) if isinstance(problem, RunFinished) else problem) from error
         if not outcome.accepted:
             raise DecisionRefused(outcome.reason)
@@ -262,10 +345,8 @@ class AiosClient:
         await self._signal(run_id, "resume", request.model_dump(mode="json"))
 
     async def cancel(self, run_id: str) -> None:
-        try:
+        async with self._boundary(run_id):
             await self.handle(run_id).cancel()
-        except RPCError as error:
-            raise _not_found(run_id, error) from error
 
     async def pause_agent(self, agent: str, *, by: str = "operator") -> list[str]:
         """The kill switch: pause every running run of the agent, and the runs started later."""
@@ -291,10 +372,8 @@ class AiosClient:
         return signalled
 
     async def _signal(self, run_id: str, signal: str, payload: dict[str, Any]) -> None:
-        try:
+        async with self._boundary(run_id):
             await self.temporal.get_workflow_handle(run_id).signal(signal, payload)
-        except RPCError as error:
-            raise _not_found(run_id, error) from error
 
     # -- canary rollouts ----------------------------------------------------------------
 
@@ -318,7 +397,8 @@ class AiosClient:
             return diff_runs(await runs.recent_runs(conn, agent, limit))
 
     async def _db(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self.settings.resolved_database_url, autocommit=True)
+        async with self._boundary():
+            return await psycopg.AsyncConnection.connect(self.settings.resolved_database_url, autocommit=True)
 
     # -- the walking skeleton -----------------------------------------------------------
 
@@ -373,14 +453,6 @@ def _too_large(request: RunInput, size: int) -> str:
 
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, default=str).encode())
-
-
-def _not_found(run_id: str, error: RPCError) -> Exception:
-    if error.status != RPCStatusCode.NOT_FOUND:
-        return error
-    if "already completed" in error.message:
-        return RunFinished(f"run {run_id!r} has already finished; a late request changes nothing")
-    return RunNotFound(f"no run {run_id!r} in this namespace; `aios runs` lists them")
 
 
 __all__ = ["AiosClient", "RunStarted", "RunSummary", "WorkflowExecutionStatus"]

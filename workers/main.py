@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
@@ -52,8 +53,12 @@ async def run_worker(
     *,
     stop: asyncio.Event | None = None,
     task_queue: str | None = None,
+    workflows: Sequence[type] = WORKFLOWS,
 ) -> None:
-    """Run until `stop` is set, or until SIGTERM/SIGINT when no event is given."""
+    """Run until `stop` is set, or until SIGTERM/SIGINT when no event is given.
+
+    `workflows` is for tests that run a variant of a workflow (a deliberately broken one).
+    """
     install_redaction(settings)
     configure_tracing("aios-worker", trace_file=settings.resolved_trace_file)
     queue = task_queue or settings.task_queue
@@ -65,7 +70,7 @@ async def run_worker(
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{queue}"
     try:
         async with AsyncExitStack() as workers:
-            for worker in _workers(client, deps, settings, queue):
+            for worker in _workers(client, deps, settings, queue, workflows):
                 await workers.enter_async_context(worker)
             reporter = asyncio.create_task(_report_health(deps, worker_id, stop_event))
             log.info("worker polling task queue %s and one queue per connector", queue)
@@ -77,11 +82,13 @@ async def run_worker(
         await close_deps(deps)
 
 
-def _workers(client: Client, deps: ActivityDeps, settings: Settings, queue: str) -> list[Worker]:
+def _workers(
+    client: Client, deps: ActivityDeps, settings: Settings, queue: str, workflows: Sequence[type]
+) -> list[Worker]:
     main = Worker(
         client,
         task_queue=queue,
-        workflows=WORKFLOWS,
+        workflows=workflows,
         activities=build_activities(deps),
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=SHUTDOWN_GRACE,

@@ -6,13 +6,16 @@ import asyncio
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from temporalio.service import RPCError
 
 from aios.errors import AiosError
 from aios.redaction import install_redaction
+from aios.server_errors import explain_unbound, postgres_unreachable
 from aios.settings import Settings, load_settings
 from aios.telemetry import configure_tracing
 
@@ -42,13 +45,24 @@ def settings() -> Settings:
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; an AiosError becomes a one-paragraph message, not a traceback."""
+    """Run a coroutine; an AiosError becomes one line and its exit code, never a traceback.
+
+    The client maps server failures to AiosErrors at its boundary (aios/server_errors.py); the
+    two last `except`s catch what a command reached without the client, in the same words.
+    """
     # The CLI's own spans (a run's start, a signal) begin the traces the worker continues.
-    configure_tracing("aios-cli", trace_file=settings().resolved_trace_file)
+    config = settings()
+    configure_tracing("aios-cli", trace_file=config.resolved_trace_file)
     try:
         return asyncio.run(coroutine)
     except AiosError as exc:
-        fail(str(exc))
+        fail(str(exc), code=exc.exit_code)
+    except RPCError as exc:
+        problem = explain_unbound(config, exc)
+        fail(str(problem), code=problem.exit_code)
+    except psycopg.OperationalError as exc:
+        problem = postgres_unreachable(config, exc)
+        fail(str(problem), code=problem.exit_code)
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

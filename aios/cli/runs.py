@@ -136,7 +136,7 @@ def approvals() -> None:
     """Every run waiting for a decision."""
 
     async def go() -> None:
-        waiting = await (await _client()).approvals()
+        waiting, stuck = await (await _client()).waiting_runs()
         rows = []
         for state in waiting:
             pending = state.pending_approval
@@ -158,6 +158,8 @@ def approvals() -> None:
             ("run", "agent", "step", "action", "amount", "confidence", "approvers", "since"),
             rows,
         )
+        for problem in stuck:  # listed as waiting, but its workflow task fails: it cannot be decided
+            say(str(problem), style="bold red")
 
     run(go())
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from temporalio.client import WorkflowFailureError
 
 from aios import audit
 from aios.client import AiosClient
+from aios.errors import RunFailed
 from aios.models.manifest import AgentManifest, PolicySpec, RiskClass
 from aios.models.run import RunStatus
 from tests.faults.report import Row
@@ -121,8 +121,8 @@ async def settle(client: AiosClient, run_ids: list[str], within: float) -> dict[
             return (await asyncio.wait_for(client.result(run_id), timeout=within)).status
         except TimeoutError:
             return None
-        except WorkflowFailureError as failure:  # a run must never fail outright: lost, and said why
-            print(f"{run_id} failed: {failure.cause}")
+        except RunFailed as failure:  # a run must never fail outright: lost, and said why
+            print(f"{run_id} failed: {failure}")
             return None
 
     statuses = await asyncio.gather(*(one(run_id) for run_id in run_ids))

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
 from aios.client import AiosClient
-from aios.errors import AdmissionRefused, DecisionRefused
+from aios.errors import AdmissionRefused, DecisionRefused, RunFailed
 from aios.models.manifest import BudgetSpec, Grade, ModelSpec
 from aios.models.run import RunStatus
 from tests.support.effect_server import EffectServer
@@ -282,9 +282,10 @@ async def test_cancel_compensates_and_ends_cancelled(
     started = await aios_client.start_run(manifest.name, LARGE, manifest=manifest)
     await wait_for_status(aios_client, started.run_id, RunStatus.WAITING_APPROVAL)
     await aios_client.cancel(started.run_id)
-    with pytest.raises(WorkflowFailureError) as failure:
+    with pytest.raises(RunFailed) as failure:
         await aios_client.result(started.run_id)
-    assert isinstance(failure.value.cause, CancelledError)
+    ended = failure.value.__cause__
+    assert isinstance(ended, WorkflowFailureError) and isinstance(ended.cause, CancelledError)
     assert effect_server.effects_for("/refund") == 1
 
 

@@ -24,6 +24,7 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import CancelledError
 
 from aios.client import AiosClient
+from aios.errors import RunFailed
 from aios.models.manifest import AgentManifest, BudgetSpec, ModelSpec
 from aios.models.run import RunState, RunStatus
 from aios.settings import load_settings
@@ -120,8 +121,10 @@ async def cancelled(run: Run) -> None:
     await run.client.cancel(run.run_id)
     try:
         await run.client.result(run.run_id)
-    except WorkflowFailureError as failure:
-        _expect(isinstance(failure.cause, CancelledError), f"{run.run_id} failed: {failure.cause}")
+    except RunFailed as failure:
+        ended = failure.__cause__
+        cancelled = isinstance(ended, WorkflowFailureError) and isinstance(ended.cause, CancelledError)
+        _expect(cancelled, f"{run.run_id} failed: {failure}")
     else:
         raise RecordingFailed(f"{run.run_id} finished although it was cancelled")
 
