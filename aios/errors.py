@@ -42,3 +42,7 @@ class ManifestInvalid(AiosError):
 
 class InputTooLarge(AiosError):
     """A run's input is over what Temporal accepts; nothing was started. The message names the field."""
+
+
+class EffectNotInDoubt(AiosError):
+    """Only an effect the ledger calls unknown can be resolved by hand; the message says its state."""
