@@ -29,6 +29,9 @@ from aios.ledger import runs
 
 # At most this many describe calls at once: a sweep over many agents stays gentle.
 DESCRIBE_CONCURRENCY = 8
+# One sweep at a time across all workers (any fixed number distinct from the other locks).
+SWEEP_LOCK = 0x41494F53_534C4F54  # "AIOSSLOT"
+TRY_SWEEP_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 
 
 async def run_has_ended(client: Client, run_id: str) -> bool:
@@ -44,6 +47,15 @@ async def run_has_ended(client: Client, run_id: str) -> bool:
             return True
         raise
     return described.status not in (None, WorkflowExecutionStatus.RUNNING)
+
+
+async def sweep(conn: AsyncConnection[Any], client: Client) -> list[tuple[str, str]] | None:
+    """Free every agent's slots held by ended runs, unless another worker is sweeping (None)."""
+    async with conn.transaction():
+        row = await (await conn.execute(TRY_SWEEP_LOCK, (SWEEP_LOCK,))).fetchone()
+        if row is None or not row[0]:
+            return None
+        return await free_ended_slots(conn, client)
 
 
 async def free_ended_slots(

@@ -28,7 +28,7 @@ from aios.metrics import install_metrics
 from aios.queues import connector_queue
 from aios.redaction import install_redaction
 from aios.settings import Settings
-from aios.slots import free_ended_slots
+from aios.slots import sweep as sweep_slots
 from aios.telemetry import configure_tracing
 from aios.temporal_client import connect
 from connectors.breaker import breaker_states
@@ -128,7 +128,7 @@ async def _sweep_slots(deps: ActivityDeps, client: Client, every: float, stop: a
             return
         try:
             async with deps.pool.connection() as conn:
-                freed = await free_ended_slots(conn, client)
+                freed = await sweep_slots(conn, client) or []
             for agent, run_id in freed:
                 log.info("freed the slot of %s (agent %s): the run has ended", run_id, agent)
         except Exception:  # a sweep must never take the worker down; the next one tries again
