@@ -4,8 +4,7 @@
 because `@workflow.defn` collects signal, update and query handlers from the class's base
 classes too; only `@workflow.run` must be on the workflow class itself. The names here
 (`approve`, `reject`, `decide`, `pause`, `resume`, `effect_resolved`, `state`) are the run's
-public interface:
-renaming one breaks every run in flight and every operator's habits.
+public interface: renaming one breaks every run in flight and every operator's habits.
 
 Payloads are taken raw and decoded here, so a malformed one is refused with a reason that
 names its field, recorded in the run's state and audit trail, and harms nothing.
