@@ -33,6 +33,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         actions.execute,
         reconcile.check,
         reconcile.resolve,
+        reconcile.read_ledger,
         memory.remember,
         memory.recall,
         memory.forget,

@@ -35,6 +35,7 @@ from aios.models.run import (
 )
 from aios.policy import grade_action
 from aios.queues import runs_inline
+from aios.slots import free_ended_slots
 from aios.telemetry import current_trace_id
 from connectors.errors import ConnectorError
 from connectors.model import (
@@ -95,10 +96,16 @@ class AgentActivities:
 
     @activity.defn(name="agent.acquire_slot")
     async def acquire_slot(self, request: SlotRequest) -> None:
+        """Take a slot; at the limit, first free the slots of holders that have ended
+        (terminated, timed out: they never released theirs), then try once more."""
         async with self._pool.connection() as conn:
             taken = await runs.acquire_slot(
                 conn, agent=request.agent, run_id=request.run_id, limit=request.limit
             )
+            if not taken and await free_ended_slots(conn, activity.client(), agent=request.agent):
+                taken = await runs.acquire_slot(
+                    conn, agent=request.agent, run_id=request.run_id, limit=request.limit
+                )
         if not taken:
             raise ApplicationError(
                 f"all {request.limit} slots of {request.agent!r} are busy; the run waits its turn",

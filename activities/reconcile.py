@@ -30,7 +30,7 @@ LedgerState = Literal["pending", "succeeded", "failed", "unknown", "missing"]
 # What one check found. "not_applied" is the lookup's "no such effect"; "cannot_tell" is worth
 # asking again later; "no_lookup" is not (this connector or service cannot be looked up).
 Verdict = Literal["succeeded", "failed", "not_applied", "cannot_tell", "no_lookup"]
-Source = Literal["ledger", "webhook", "lookup", "none"]
+Source = Literal["ledger", "webhook", "lookup", "operator", "none"]
 Outcome = Literal["succeeded", "failed", "unresolved", "not_unknown"]
 
 
@@ -129,6 +129,16 @@ class ResolveResult(Payload):
     error: str = ""
 
 
+class LedgerReading(Payload):
+    """An effect's row as the ledger has it now (the run waiting for the operator reads it)."""
+
+    ledger_state: LedgerState
+    response: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    resolved_by: str | None = Field(default=None, description="the person who settled it by hand")
+    resolution_note: str = ""
+
+
 class ReconcileActivities:
     def __init__(self, deps: ActivityDeps, connectors: dict[str, ActionConnector] | None = None) -> None:
         self._pool = deps.pool
@@ -192,6 +202,20 @@ class ReconcileActivities:
         if found is None:
             return CheckResult(ledger_state="unknown", verdict="not_applied", source="lookup")
         return CheckResult(ledger_state="unknown", verdict="succeeded", source="lookup", response=found)
+
+    @activity.defn(name="reconcile.read_ledger")
+    async def read_ledger(self, effect_key: str) -> LedgerReading:
+        async with self._pool.connection() as conn:
+            row = await effects.operator_view(conn, effect_key)
+        if row is None:
+            return LedgerReading(ledger_state="missing")
+        return LedgerReading(
+            ledger_state=row.state,
+            response=row.response or {},
+            error=row.error,
+            resolved_by=row.resolved_by,
+            resolution_note=row.resolution_note,
+        )
 
     @activity.defn(name="reconcile.resolve")
     async def resolve(self, request: ResolveRequest) -> ResolveResult:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -31,16 +32,18 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
+from aios.audit import AuditEntry, append
 from aios.errors import (
     AdmissionRefused,
     DecisionRefused,
     InputTooLarge,
     RunFailed,
     RunFinished,
+    RunNotFound,
     RunStuck,
     WaitTimedOut,
 )
-from aios.ledger import budget, runs
+from aios.ledger import budget, effects, runs
 from aios.models import PingInput, PingResult
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
@@ -48,6 +51,7 @@ from aios.models.run import (
     Decision,
     DecisionOutcome,
     DecisionRequest,
+    EffectResolution,
     ResumeRequest,
     RunInput,
     RunState,
@@ -59,6 +63,7 @@ from aios.settings import Settings
 from aios.temporal_client import connect
 
 AGENT_RUN = "AgentRun"
+EFFECT_RESOLVED_SIGNAL = "effect_resolved"  # workflows/operator_interface.py handles it
 # Temporal refuses a payload over 2 MiB (`limit.blobSize.error`, on the dev server as on Cloud)
 # with a bare "Blob data size exceeds limit". Offloading large payloads to Postgres lifts that,
 # but the task still goes whole to the model on every turn, where megabytes overflow any context
@@ -85,6 +90,17 @@ class RunSummary:
     highest_risk: str
     started: str
     temporal_status: str
+
+
+@dataclass(frozen=True)
+class EffectResolved:
+    """What `resolve_effect` did: the ledger's new state, and whether the run was told."""
+
+    effect_key: str
+    run_id: str
+    state: str
+    run_told: bool
+    run_note: str
 
 
 class AiosClient:
@@ -132,6 +148,7 @@ class AiosClient:
         requested_by: str = "operator",
         task_queue: str | None = None,
         max_history_events: int = DEFAULT_MAX_HISTORY_EVENTS,
+        reconcile_within: timedelta | None = None,
     ) -> RunStarted:
         """Admit and start a run; canary rollouts decide which manifest version it gets."""
         if manifest is None:
@@ -155,6 +172,7 @@ class AiosClient:
             start_paused=paused,
             requested_by=requested_by,
             max_history_events=max_history_events,
+            reconcile_within=reconcile_within,
         )
         shadow_request = None
         if shadow is not None:
@@ -339,10 +357,56 @@ class AiosClient:
         await self._signal(run_id, "pause", {"by": by, "reason": reason})
 
     async def resume(
-        self, run_id: str, *, by: str = "operator", extra_tokens: int = 0, extra_cost: float = 0
+        self,
+        run_id: str,
+        *,
+        by: str = "operator",
+        extra_tokens: int = 0,
+        extra_cost: float = 0,
+        override_day: bool = False,
     ) -> None:
-        request = ResumeRequest(by=by, extra_tokens=extra_tokens, extra_cost=extra_cost)
+        request = ResumeRequest(
+            by=by, extra_tokens=extra_tokens, extra_cost=extra_cost, override_day=override_day
+        )
         await self._signal(run_id, "resume", request.model_dump(mode="json"))
+
+    async def resolve_effect(
+        self,
+        effect_key: str,
+        *,
+        applied: bool,
+        by: str,
+        note: str = "",
+        response: dict[str, Any] | None = None,
+    ) -> EffectResolved:
+        """Settle an effect whose outcome is unknown: the ledger and an audit row in one
+        transaction, then a nudge to its run, which reads the outcome from the ledger.
+
+        The ledger is written whatever became of the run: a run that has ended (or is gone)
+        still gets its effect settled and recorded; only the nudge has no one to reach.
+        """
+        outcome = "applied" if applied else "not_applied"
+        async with await self._db() as conn, conn.transaction():
+            settled = await effects.settle_by_operator(
+                conn, key=effect_key, applied=applied, by=by, note=note, response=response
+            )
+            entry = AuditEntry(
+                event_key=f"{effect_key}/resolved-by-operator",
+                run_id=settled.run_id,
+                step="effect",
+                actor=by,
+                action="resolve_effect",
+                outcome=outcome,
+                rationale=note,
+                detail={"effect_key": effect_key, "action": settled.action, "ledger": settled.state},
+            )
+            await append(conn, [entry])
+        resolution = EffectResolution(effect_key=effect_key, outcome=outcome, by=by, note=note)
+        try:
+            await self._signal(settled.run_id, EFFECT_RESOLVED_SIGNAL, resolution.model_dump(mode="json"))
+        except (RunNotFound, RunFinished) as gone:
+            return EffectResolved(effect_key, settled.run_id, settled.state, False, str(gone))
+        return EffectResolved(effect_key, settled.run_id, settled.state, True, "the run was told")
 
     async def cancel(self, run_id: str) -> None:
         async with self._boundary(run_id):
@@ -455,4 +519,4 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, default=str).encode())
 
 
-__all__ = ["AiosClient", "RunStarted", "RunSummary", "WorkflowExecutionStatus"]
+__all__ = ["AiosClient", "EffectResolved", "RunStarted", "RunSummary", "WorkflowExecutionStatus"]

@@ -103,3 +103,7 @@ class ServerRequestFailed(AiosError):
 
 class RunFailed(AiosError):
     """The run ended as failed, terminated or timed out in Temporal, not with a state of its own."""
+
+
+class EffectNotInDoubt(AiosError):
+    """Only an effect the ledger calls unknown can be resolved by hand; the message says its state."""

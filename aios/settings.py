@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     effect_retention_days: int = Field(
         default=90, gt=0, description="how long the effect ledger keeps finished effects' keys"
     )
+    slot_sweep_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often a worker frees the concurrency slots of runs that ended without "
+        "releasing them (terminated, timed out)",
+    )
     stripe_api_key: SecretStr | None = Field(
         default=None,
         description="Stripe secret key for the `payments` connector; may stay unset only when "

@@ -29,6 +29,7 @@ from aios.metrics import install_metrics
 from aios.queues import connector_queue
 from aios.redaction import install_redaction
 from aios.settings import Settings
+from aios.slots import sweep as sweep_slots
 from aios.telemetry import configure_tracing
 from aios.temporal_client import connect
 from connectors.breaker import breaker_states
@@ -73,10 +74,12 @@ async def run_worker(
             for worker in _workers(client, deps, settings, queue, workflows):
                 await workers.enter_async_context(worker)
             reporter = asyncio.create_task(_report_health(deps, worker_id, stop_event))
+            sweeper = asyncio.create_task(_sweep_slots(deps, client, settings.slot_sweep_seconds, stop_event))
             log.info("worker polling task queue %s and one queue per connector", queue)
             await stop_event.wait()
             log.info("shutting down: finishing in-flight activities")
             await reporter
+            await sweeper
     finally:
         await metrics.close()
         await close_deps(deps)
@@ -121,6 +124,22 @@ async def _report_health(deps: ActivityDeps, worker_id: str, stop: asyncio.Event
     with contextlib.suppress(Exception):
         async with deps.pool.connection() as conn:
             await health.forget_worker(conn, worker_id)
+
+
+async def _sweep_slots(deps: ActivityDeps, client: Client, every: float, stop: asyncio.Event) -> None:
+    """Free the slots of runs that ended without releasing them (see aios/slots.py)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return
+        try:
+            async with deps.pool.connection() as conn:
+                freed = await sweep_slots(conn, client) or []
+            for agent, run_id in freed:
+                log.info("freed the slot of %s (agent %s): the run has ended", run_id, agent)
+        except Exception:  # a sweep must never take the worker down; the next one tries again
+            log.warning("could not sweep concurrency slots", exc_info=True)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -16,7 +16,8 @@ reconciling and undoing an action); run_progress.py holds the run's working stat
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from temporalio import workflow
@@ -27,8 +28,11 @@ from workflows.effects import (
     action_call,
     compensation_call,
     failure_cause,
+    in_doubt,
+    read_ledger,
     reconcile_effect,
     reconciled_detail,
+    settled_by_operator,
     start_execute,
 )
 from workflows.operator_interface import OperatorInterface
@@ -43,7 +47,9 @@ with workflow.unsafe.imports_passed_through():
     from aios.models.run import (
         ActionCall,
         ActionResult,
+        BudgetGrant,
         BudgetRequest,
+        EffectInDoubt,
         PlanRequest,
         PlanResponse,
         Proposal,
@@ -57,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
         ThinkRequest,
         ThinkResult,
+        next_budget_day,
         reservation_key,
     )
     from aios.policy import grade_action
@@ -78,6 +85,8 @@ ACT_IN_THINK_PATCH = "act-in-think"
 # ... and the think activity goes on with the next turns while each plan is one action the
 # policy approves outright on an inline connector: a chain of cheap steps, one local activity.
 THINK_CHAINS_PATCH = "think-chains"
+# A run paused on its agent's daily cap resumes by itself when the budget day turns.
+BUDGET_DAY_TURNS_PATCH = "budget-day-turns"
 CHECKPOINT_TURNS = 50
 
 T = TypeVar("T")
@@ -112,6 +121,7 @@ class AgentRunWorkflow(OperatorInterface):
         self._resumes = carry.resumes
         self._extra_tokens = carry.extra_tokens
         self._extra_cost = carry.extra_cost
+        self._override_day = carry.override_day
         self._event_count = carry.event_count
 
     # -- the run --------------------------------------------------------------------------
@@ -198,6 +208,7 @@ class AgentRunWorkflow(OperatorInterface):
             resumes=self._resumes,
             extra_tokens=self._extra_tokens,
             extra_cost=self._extra_cost,
+            override_day=self._override_day,
             event_count=self._event_count,
             compensations=saga.pending,
             continuations=previous + 1,
@@ -245,7 +256,7 @@ class AgentRunWorkflow(OperatorInterface):
                         reservation_key=budget.reservation_key, tokens=plan.tokens_used, cost=plan.cost
                     )
                 return plan
-            await self._pause_for_budget(result.grant.reason)
+            await self._pause_for_budget(result.grant)
 
     def _from_chain(self, deferred: ApprovedAct | None) -> ThinkResult | None:
         """The turn the think activity already took on its own, if it performed exactly the
@@ -284,15 +295,48 @@ class AgentRunWorkflow(OperatorInterface):
             raise ApplicationError(result.error, type=result.error_type or "ActionFailed", non_retryable=True)
         self._step_done(act, result, None)
 
-    async def _pause_for_budget(self, reason: str) -> None:
+    async def _pause_for_budget(self, grant: BudgetGrant) -> None:
         # Counted before recording: a resume sent the moment the pause is visible must count.
         resumes = self._resumes
-        self._event(f"turn-{self._run.turn}", "policy", "budget", "paused", rationale=reason)
+        until = self._budget_day_turns(grant)
+        self._event(
+            f"turn-{self._run.turn}",
+            "policy",
+            "budget",
+            "paused",
+            rationale=grant.reason,
+            detail={"until": until.isoformat()} if until else {},
+        )
+        self._run.paused_until = until
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
-        await workflow.wait_condition(lambda: self._resumes > resumes)
+        if until is None:
+            await workflow.wait_condition(lambda: self._resumes > resumes)
+        else:
+            await self._wait_for_budget_day(until, resumes)
+        self._run.paused_until = None
         await self._acknowledge()
         self._set_status(RunStatus.RUNNING)
+
+    def _budget_day_turns(self, grant: BudgetGrant) -> datetime | None:
+        """When a daily cap's pause ends by itself (the next budget day), or None: a per-run
+        cap waits for the operator. Runs from before this waited for the operator either way."""
+        if grant.cap != "day" or not workflow.patched(BUDGET_DAY_TURNS_PATCH):
+            return None
+        return next_budget_day(workflow.now())
+
+    async def _wait_for_budget_day(self, until: datetime, resumes: int) -> None:
+        """A durable timer to the next budget day; the operator may resume sooner."""
+        try:
+            await workflow.wait_condition(lambda: self._resumes > resumes, timeout=until - workflow.now())
+        except TimeoutError:
+            self._event(
+                f"turn-{self._run.turn}",
+                "policy",
+                "budget",
+                "resumed",
+                rationale=f"the budget day turned at {until.isoformat()}",
+            )
 
     def _plan_request(self, turn: int, memories: list[str], act: ApprovedAct | None) -> PlanRequest:
         done = [step.action for step in self._run.steps]
@@ -319,6 +363,7 @@ class AgentRunWorkflow(OperatorInterface):
             cost_per_run=budget.cost_per_run + self._extra_cost,
             tokens_per_day=budget.tokens_per_day,
             cost_per_day=budget.cost_per_day,
+            override_day=self._override_day,
         )
 
     # -- one proposed action --------------------------------------------------------------
@@ -385,6 +430,8 @@ class AgentRunWorkflow(OperatorInterface):
             result = await start_execute(act.call, fused=self._fused)
         except (ActivityError, ApplicationError) as failure:  # regular or local activity
             reconciled = await self._reconcile(act.call, failure)
+            if reconciled is not None and in_doubt(reconciled):
+                reconciled = await self._wait_for_operator(act.call, reconciled)
             if reconciled is None or reconciled.outcome != "succeeded":
                 self._step_failed(act, failure_cause(failure), reconciled)
                 raise
@@ -425,10 +472,47 @@ class AgentRunWorkflow(OperatorInterface):
                 rationale=f"{proposed.action} ran without approval; the policy asks to tell you",
             )
 
+    async def _wait_for_operator(self, call: ActionCall, unresolved: ReconcileResult) -> ReconcileResult:
+        """Reconciliation gave up and the effect may have happened: the run neither goes on
+        nor compensates until a person settles it in the ledger (`aios effects resolve`).
+        Each `effect_resolved` signal is a nudge to read the ledger again."""
+        previous = self._run.status
+        self._run.awaiting_operator = EffectInDoubt(
+            effect_key=call.effect_key,
+            step=call.step,
+            action=call.action,
+            since=workflow.now(),
+            reason=unresolved.detail,
+        )
+        self._set_status(RunStatus.NEEDS_OPERATOR)
+        self._event(
+            f"step-{call.step}",
+            "reconciler",
+            call.action,
+            "needs_operator",
+            rationale=f"the outcome of {call.effect_key} is unknown: {unresolved.detail}",
+            detail={"effect_key": call.effect_key, "resolve_with": "aios effects resolve"},
+        )
+        await self._record()
+        try:
+            while True:
+                nudges = self._effect_nudges  # taken before reading: a nudge during the read counts
+                reading = await read_ledger(call.effect_key)
+                if reading.ledger_state in ("succeeded", "failed"):
+                    break
+                await workflow.wait_condition(partial(self._nudged_since, nudges))
+        finally:
+            self._run.awaiting_operator = None
+        self._set_status(previous)
+        return settled_by_operator(call.effect_key, reading)
+
+    def _nudged_since(self, nudges: int) -> bool:
+        return self._effect_nudges > nudges
+
     async def _reconcile(
         self, call: ActionCall, failure: ActivityError | ApplicationError
     ) -> ReconcileResult | None:
-        result = await reconcile_effect(call, failure)
+        result = await reconcile_effect(call, failure, within=self._run.request.reconcile_within)
         if result is not None and result.outcome != "not_unknown":
             self._event(
                 f"step-{call.step}",

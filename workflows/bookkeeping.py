@@ -68,6 +68,15 @@ class RunBookkeeping:
                 f"waiting for approval of step {run.pending.step} ({run.pending.action}) "
                 f"by {', '.join(run.pending.approvers)}"
             )
+        doubt = run.awaiting_operator
+        if doubt is not None:
+            lines.append(
+                f"**needs the operator**: the outcome of step {doubt.step} ({doubt.action}) is unknown. "
+                f"Check the service, then `aios effects resolve {doubt.effect_key} --applied` "
+                "(or `--not-applied`) `--as NAME --note TEXT`"
+            )
+        if run.paused_until is not None:
+            lines.append(f"paused on a daily cap until {run.paused_until.isoformat()} (the budget day turns)")
         return "\n\n".join(lines)
 
     def _note_risk(self, spec: ActionSpec | None) -> None:

@@ -25,7 +25,7 @@ from workflows.reconcile import ReconcileEffectWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.actions import ActionActivities
-    from activities.reconcile import ReconcileInput, ReconcileResult
+    from activities.reconcile import LedgerReading, ReconcileActivities, ReconcileInput, ReconcileResult
     from aios.models.manifest import ActionSpec, AgentManifest
     from aios.models.run import ActionCall, ActionResult, Proposal
     from aios.queues import connector_queue, runs_inline
@@ -44,6 +44,12 @@ ACTION_RETRY = RetryPolicy(
 # After a connector's final failure the ledger may say "unknown" (some attempt may have applied
 # the effect): a ReconcileEffect child reads the ledger and settles it by asking, never guessing.
 RECONCILE_PATCH = "reconcile-unknown-effects"
+# When the reconciler gives up, the run waits for the operator (`aios effects resolve`) instead
+# of compensating an effect that may have happened.
+OPERATOR_SETTLES_PATCH = "operator-settles-unknown-effects"
+LEDGER_READ_TIMEOUT = timedelta(seconds=30)
+# The operator's answer is in the ledger: reading it is retried until Postgres answers.
+LEDGER_READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 CONNECTOR_ERRORS = frozenset(
     name
     for name, value in vars(connector_errors).items()
@@ -92,15 +98,18 @@ def start_execute(call: ActionCall, *, fused: bool) -> asyncio.Future[ActionResu
 
 
 async def reconcile_effect(
-    call: ActionCall, failure: ActivityError | ApplicationError
+    call: ActionCall, failure: ActivityError | ApplicationError, *, within: timedelta | None = None
 ) -> ReconcileResult | None:
-    """Settle an effect the ledger calls unknown; None when there is nothing to ask about."""
+    """Settle an effect the ledger calls unknown; None when there is nothing to ask about.
+
+    `within`: how long the reconciler asks before it gives up (default: its own, an hour).
+    """
     cause = failure if isinstance(failure, ApplicationError) else failure.cause
     if not (isinstance(cause, ApplicationError) and cause.type in CONNECTOR_ERRORS):
         return None
     if not workflow.patched(RECONCILE_PATCH):
         return None
-    request = ReconcileInput.for_call(call)
+    request = ReconcileInput.for_call(call, **({"max_duration": within} if within else {}))
     try:
         # The reconciler settles the ledger whatever becomes of this run: it is abandoned,
         # not cancelled or terminated, with the run.
@@ -115,6 +124,37 @@ async def reconcile_effect(
         return None
 
 
+def in_doubt(result: ReconcileResult) -> bool:
+    """The reconciler gave up with the ledger still unknown: the operator must answer.
+    (Runs from before this was handled compensated instead; they replay the same way.)"""
+    return result.outcome == "unresolved" and workflow.patched(OPERATOR_SETTLES_PATCH)
+
+
+async def read_ledger(effect_key: str) -> LedgerReading:
+    return await workflow.execute_activity_method(
+        ReconcileActivities.read_ledger,
+        effect_key,
+        start_to_close_timeout=LEDGER_READ_TIMEOUT,
+        retry_policy=LEDGER_READ_RETRY,
+    )
+
+
+def settled_by_operator(effect_key: str, reading: LedgerReading) -> ReconcileResult:
+    """The outcome the operator wrote to the ledger, as a reconciler's result."""
+    state = reading.ledger_state
+    assert state in ("succeeded", "failed")
+    who = reading.resolved_by or "someone else"
+    return ReconcileResult(
+        effect_key=effect_key,
+        outcome=state,
+        resolved_by="operator",
+        ledger_state=state,
+        response=reading.response,
+        error=reading.error,
+        detail=f"settled by {who}" + (f": {reading.resolution_note}" if reading.resolution_note else ""),
+    )
+
+
 def failure_cause(failure: ActivityError | ApplicationError) -> str:
     if isinstance(failure, ApplicationError):
         return str(failure)
@@ -126,8 +166,11 @@ def reconciled_detail(result: ReconcileResult | None) -> dict[str, Any]:
     """What a step's record says about reconciling its effect; nothing when it was not unknown."""
     if result is None or result.outcome == "not_unknown":
         return {}
-    return {
+    detail: dict[str, Any] = {
         "reconciled": result.outcome,
         "resolved_by": result.resolved_by,
         "needs_operator": result.needs_operator,
     }
+    if result.resolved_by == "operator":
+        detail["operator"] = result.detail
+    return detail

@@ -3,8 +3,8 @@
 `OperatorInterface` builds on the approval gate. Its handlers are registered on AgentRun
 because `@workflow.defn` collects signal, update and query handlers from the class's base
 classes too; only `@workflow.run` must be on the workflow class itself. The names here
-(`approve`, `reject`, `decide`, `pause`, `resume`, `state`) are the run's public interface:
-renaming one breaks every run in flight and every operator's habits.
+(`approve`, `reject`, `decide`, `pause`, `resume`, `effect_resolved`, `state`) are the run's
+public interface: renaming one breaks every run in flight and every operator's habits.
 
 Every handler takes its input through the one door of workflows/inbound.py: any count and
 shape arrives, a malformed one is refused with a reason that names its field and the shape
@@ -21,9 +21,11 @@ from workflows.inbound import inbound_signal, inbound_update
 with workflow.unsafe.imports_passed_through():
     from aios.inbound import InputRefused
     from aios.models.run import (
+        DayCapOverride,
         Decision,
         DecisionOutcome,
         DecisionRequest,
+        EffectResolution,
         PauseRequest,
         ResumeRequest,
         RunInput,
@@ -38,6 +40,8 @@ class OperatorInterface(ApprovalGate):
         self._resumes = 0
         self._extra_tokens = 0
         self._extra_cost = 0.0
+        self._override_day = False  # this run's remaining turns may go past the daily caps
+        self._effect_nudges = 0  # `effect_resolved` signals taken: the waiting run reads the ledger
 
     @inbound_signal("approve", Decision, description='Approve the waiting step: {"approver": "<name>"}')
     async def approve_signal(self, decision: Decision) -> None:
@@ -85,13 +89,48 @@ class OperatorInterface(ApprovalGate):
         self._extra_tokens += request.extra_tokens
         self._extra_cost += request.extra_cost
         self._resumes += 1
+        if request.override_day and not self._override_day:
+            self._override_day = True
+            self._run.day_cap_override = DayCapOverride(by=request.by, at=workflow.now())
         self._event(
             "control",
             request.by,
             "resume",
             "requested",
-            detail={"extra_tokens": request.extra_tokens, "extra_cost": request.extra_cost},
+            rationale="past the agent's daily caps, for this run's remaining turns"
+            if request.override_day
+            else "",
+            detail={
+                "extra_tokens": request.extra_tokens,
+                "extra_cost": request.extra_cost,
+                "override_day": request.override_day,
+            },
         )
+        await self._record()
+
+    @inbound_signal(
+        "effect_resolved",
+        EffectResolution,
+        description="Sent by `aios effects resolve`: an effect in doubt was settled in the ledger",
+    )
+    async def effect_resolved_signal(self, resolution: EffectResolution) -> None:
+        """`aios effects resolve` settled one of this run's effects in the ledger: a nudge, so a
+        run waiting on it reads the ledger again (the ledger, not this signal, is the truth)."""
+        if resolution.effect_key.startswith(f"{self._run.run_id}/"):
+            self._effect_nudges += 1
+            self._event(
+                "effect",
+                resolution.by,
+                "resolve_effect",
+                f"told:{resolution.outcome}",
+                rationale=resolution.note,
+                detail={"effect_key": resolution.effect_key},
+            )
+        else:
+            self._refuse(
+                f"effect_resolved {resolution.model_dump_json()}",
+                f"effect {resolution.effect_key!r} is not one of this run's",
+            )
         await self._record()
 
     @workflow.query(name="state")

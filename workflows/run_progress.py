@@ -7,6 +7,7 @@ Plain data, no workflow calls: every layer of AgentRun reads and changes `RunPro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from temporalio import workflow
 
@@ -14,6 +15,8 @@ with workflow.unsafe.imports_passed_through():
     from aios.models.manifest import ActionSpec, RiskClass
     from aios.models.run import (
         ActionCall,
+        DayCapOverride,
+        EffectInDoubt,
         PendingApproval,
         Proposal,
         RefusedDecision,
@@ -52,6 +55,9 @@ class RunProgress:
         self.highest_risk: RiskClass | None = None
         self.outcome = ""
         self.recalled: list[str] = []
+        self.awaiting_operator: EffectInDoubt | None = None
+        self.paused_until: datetime | None = None
+        self.day_cap_override: DayCapOverride | None = None
 
     def restore(self, state: RunState) -> None:
         """Take up where the previous run of the chain stopped (continue-as-new)."""
@@ -65,6 +71,7 @@ class RunProgress:
         self.highest_risk = None if state.highest_risk == "none" else RiskClass(state.highest_risk)
         self.outcome = state.outcome
         self.recalled = list(state.recalled)
+        self.day_cap_override = state.day_cap_override
 
     def snapshot(self) -> RunState:
         return RunState(
@@ -83,4 +90,7 @@ class RunProgress:
             cost_spent=round(self.cost, 6),
             highest_risk=self.highest_risk.value if self.highest_risk else "none",
             outcome=self.outcome,
+            awaiting_operator=self.awaiting_operator,
+            paused_until=self.paused_until,
+            day_cap_override=self.day_cap_override,
         )

@@ -1,5 +1,10 @@
-"""`aios webhook`: deliver a webhook event by hand (tests, scripts), or serve the HTTP endpoint.
+"""`aios effects` (the ledger, and settling an effect in doubt by hand) and `aios webhook`.
 
+`aios effects resolve KEY --applied | --not-applied` is the operator's answer for an effect
+whose outcome reconciliation could not learn: the ledger and an audit row, then the waiting
+run is told (`AiosClient.resolve_effect`).
+
+`aios webhook` delivers a webhook event by hand (tests, scripts), or serves the HTTP endpoint.
 Both paths go through `aios.webhooks.WebhookIngestor.ingest`: the event is kept once per
 event id, then signalled to the effect's reconciler if one is running.
 """
@@ -13,10 +18,113 @@ import logging
 import signal
 from typing import Any
 
+import psycopg
 import typer
+from typer._click import Context  # typer's own click, the one TyperGroup subclasses
+from typer.core import TyperGroup
 
-from aios.cli.common import fail, run, say, settings
+from aios.cli.common import fail, run, say, settings, table
+from aios.client import AiosClient
+from aios.ledger import effects
 from aios.webhooks import WebhookIngestor, WebhookInvalid, WebhookServer, parse_event
+
+
+class _ListByDefault(TyperGroup):
+    """`aios effects [RUN]` lists, as it did before the group had commands; `aios effects
+    resolve KEY ...` settles one."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+effects_app = typer.Typer(
+    cls=_ListByDefault,
+    help="The effect ledger: list effects; resolve one whose outcome is unknown.",
+)
+
+
+@effects_app.command("list")
+def list_effects(
+    run_id: str | None = typer.Argument(None, help="only this run's effects"),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+) -> None:
+    """The effect ledger: every external effect, its key, state and attempts."""
+
+    async def fetch() -> list[dict[str, Any]]:
+        async with await psycopg.AsyncConnection.connect(
+            settings().resolved_database_url, autocommit=True
+        ) as conn:
+            return await effects.list_effects(conn, run_id=run_id, limit=limit)
+
+    rows = run(fetch())
+    table(
+        f"effects{' of ' + run_id if run_id else ''}",
+        ("key", "action", "connector", "state", "attempts", "updated", "error"),
+        [
+            (
+                r["effect_key"],
+                r["action"],
+                r["connector"],
+                r["state"],
+                r["attempts"],
+                r["updated_at"].isoformat(timespec="seconds"),
+                r["error"][:80],
+            )
+            for r in rows
+        ],
+    )
+
+
+@effects_app.command("resolve")
+def resolve(
+    effect_key: str = typer.Argument(
+        ..., metavar="KEY", help="the effect's key (`aios effects RUN` lists them)"
+    ),
+    applied: bool | None = typer.Option(
+        None,
+        "--applied/--not-applied",
+        help="what you found at the service: the effect happened, or it did not",
+        show_default=False,
+    ),
+    by: str = typer.Option(..., "--as", help="who resolves it (recorded in the ledger and audit)"),
+    note: str = typer.Option(
+        ..., "--note", help="how you know (recorded), e.g. 'seen in the Stripe dashboard'"
+    ),
+    response: str | None = typer.Option(
+        None, "--response", help="for --applied: what the service returned, as a JSON object (e.g. its id)"
+    ),
+) -> None:
+    """Settle an effect whose outcome is unknown; its waiting run then continues or compensates."""
+    if applied is None:
+        fail("say what you found: --applied or --not-applied", code=2)
+    if not by.strip():
+        fail("--as needs a name", code=2)
+    parsed: dict[str, Any] | None = None
+    if response is not None:
+        if not applied:
+            fail("--response goes with --applied (a not-applied effect returned nothing)", code=2)
+        parsed = _json_object(response)
+
+    async def go() -> None:
+        client = await AiosClient.connect(settings())
+        done = await client.resolve_effect(effect_key, applied=applied, by=by, note=note, response=parsed)
+        told = "the run was told and reads it from the ledger" if done.run_told else done.run_note
+        say(f"{done.effect_key}: {done.state} (resolved by {by}); run {done.run_id}: {told}")
+
+    run(go())
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--response is not valid JSON: {exc}", code=2)
+    if not isinstance(value, dict):
+        fail('--response must be a JSON object, e.g. \'{"id": "pi_123"}\'', code=2)
+    return value
+
 
 webhook_app = typer.Typer(
     help="Webhook events that settle effects whose outcome is unknown.", no_args_is_help=True

@@ -9,7 +9,7 @@ import typer
 
 from aios.cli import agents, audit, dev, memory, runs, status
 from aios.cli.common import console, fail, run, settings
-from aios.cli.effects import webhook_app
+from aios.cli.effects import effects_app, webhook_app
 from aios.client import AiosClient
 from aios.store.migrate import migrate as apply_migrations
 from aios.store.migrate import redact_url
@@ -23,6 +23,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(agents.app, name="agents")
 app.add_typer(audit.app, name="audit")
 app.add_typer(memory.app, name="memory")
+app.add_typer(effects_app, name="effects")
 app.add_typer(webhook_app, name="webhook")
 app.registered_commands += runs.app.registered_commands
 app.registered_commands += status.app.registered_commands

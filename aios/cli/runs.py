@@ -120,6 +120,23 @@ def print_state(state: RunState) -> None:
             f"confidence {pending.confidence:.2f}) by {', '.join(pending.approvers)}",
             style="bold yellow",
         )
+    doubt = state.awaiting_operator
+    if doubt is not None:
+        say(
+            f"NEEDS THE OPERATOR: the outcome of step {doubt.step} ({doubt.action}) is unknown since "
+            f"{doubt.since.isoformat(timespec='seconds')}. Check the service, then: aios effects resolve "
+            f"{doubt.effect_key} --applied|--not-applied --as NAME --note TEXT",
+            style="bold yellow",
+        )
+    if state.paused_until is not None:
+        say(
+            f"paused on a daily cap until {state.paused_until.isoformat(timespec='seconds')} "
+            f"(or: aios resume {state.run_id} --override-day)",
+            style="yellow",
+        )
+    if state.day_cap_override is not None:
+        override = state.day_cap_override
+        say(f"daily caps overridden by {override.by} at {override.at.isoformat(timespec='seconds')}")
     grades = {proposal.step: proposal for proposal in state.proposals}
     rows = []
     for step in state.steps:
@@ -224,9 +241,16 @@ def resume(
     by: str = typer.Option("operator", "--as"),
     extra_tokens: int = typer.Option(0, "--extra-tokens", min=0, help="more tokens for a budget-paused run"),
     extra_cost: float = typer.Option(0.0, "--extra-cost", min=0, help="more USD for a budget-paused run"),
+    override_day: bool = typer.Option(
+        False,
+        "--override-day",
+        help="let this run's remaining turns go past its agent's daily caps (recorded in audit)",
+    ),
 ) -> None:
     """Resume a paused run (optionally with more budget), or every run of an agent."""
     _one_or_agent(run_id, agent)
+    if agent and override_day:
+        fail("--override-day is for one run: name the RUN, not --agent", code=2)
 
     async def go() -> None:
         client = await _client()
@@ -235,8 +259,11 @@ def resume(
             say(f"agent {agent} resumed; {len(resumed)} running run(s) signalled")
         else:
             assert run_id is not None
-            await client.resume(run_id, by=by, extra_tokens=extra_tokens, extra_cost=extra_cost)
-            say(f"{run_id}: resumed")
+            await client.resume(
+                run_id, by=by, extra_tokens=extra_tokens, extra_cost=extra_cost, override_day=override_day
+            )
+            past = " past its agent's daily caps (recorded)" if override_day else ""
+            say(f"{run_id}: resumed{past}")
 
     run(go())
 

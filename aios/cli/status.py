@@ -1,4 +1,4 @@
-"""`aios status`, `aios effects`, `aios prune-effects`: what the system is doing and did."""
+"""`aios status`, `aios prune-effects`, `aios trace`: what the system is doing and did."""
 
 from __future__ import annotations
 
@@ -45,35 +45,6 @@ def status() -> None:
                 r["consecutive_failures"],
                 f"{r['window_failures']}/{r['window_calls']}",
                 r["times_opened"],
-            )
-            for r in rows
-        ],
-    )
-
-
-@app.command("effects")
-def list_effects(
-    run_id: str | None = typer.Argument(None, help="only this run's effects"),
-    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
-) -> None:
-    """The effect ledger: every external effect, its key, state and attempts."""
-
-    async def fetch(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
-        return await effects.list_effects(conn, run_id=run_id, limit=limit)
-
-    rows = run(_query(fetch))
-    table(
-        f"effects{' of ' + run_id if run_id else ''}",
-        ("key", "action", "connector", "state", "attempts", "updated", "error"),
-        [
-            (
-                r["effect_key"],
-                r["action"],
-                r["connector"],
-                r["state"],
-                r["attempts"],
-                r["updated_at"].isoformat(timespec="seconds"),
-                r["error"][:80],
             )
             for r in rows
         ],

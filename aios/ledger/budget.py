@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from aios.models.run import BudgetGrant, BudgetRequest
+from aios.models.run import BudgetCap, BudgetGrant, BudgetRequest, budget_day
 from aios.store.transactions import atomic
 
 LOCK_AGENT = "SELECT pg_advisory_xact_lock(hashtext('aios-budget:' || %s))"
@@ -38,7 +38,8 @@ SETTLE_RESERVATION = "UPDATE aios_budget_reservations SET tokens = %s, cost = %s
 
 
 def today() -> datetime.date:
-    return datetime.datetime.now(datetime.UTC).date()
+    """The current budget day (a UTC calendar day; `aios.models.run.budget_day` defines it)."""
+    return budget_day(datetime.datetime.now(datetime.UTC))
 
 
 async def _totals(conn: AsyncConnection[Any], query: str, params: tuple[Any, ...]) -> tuple[int, float]:
@@ -68,11 +69,12 @@ async def reserve(conn: AsyncConnection[Any], request: BudgetRequest) -> BudgetG
                 day_tokens=day_tokens,
                 day_cost=day_cost,
             )
-        refusal = _exceeded_cap(request, run_tokens, run_cost, day_tokens, day_cost)
+        cap, refusal = _exceeded_cap(request, run_tokens, run_cost, day_tokens, day_cost)
         if refusal:
             return BudgetGrant(
                 granted=False,
                 reason=refusal,
+                cap=cap,
                 run_tokens=run_tokens,
                 run_cost=run_cost,
                 day_tokens=day_tokens,
@@ -100,37 +102,46 @@ async def reserve(conn: AsyncConnection[Any], request: BudgetRequest) -> BudgetG
 
 def _exceeded_cap(
     request: BudgetRequest, run_tokens: int, run_cost: float, day_tokens: int, day_cost: float
-) -> str:
-    checks = [
+) -> tuple[BudgetCap, str]:
+    """Which cap the reservation would break (its kind and why), or ("", "")."""
+    checks: list[tuple[bool, BudgetCap, str, float, float]] = [
         (
             run_tokens + request.tokens > request.tokens_per_run,
+            "run",
             "tokens per run",
             run_tokens,
             request.tokens_per_run,
         ),
         (
             run_cost + request.cost > request.cost_per_run,
+            "run",
             "cost per run",
             run_cost,
             request.cost_per_run,
         ),
-        (
-            day_tokens + request.tokens > request.tokens_per_day,
-            "tokens per day",
-            day_tokens,
-            request.tokens_per_day,
-        ),
-        (
-            day_cost + request.cost > request.cost_per_day,
-            "cost per day",
-            day_cost,
-            request.cost_per_day,
-        ),
     ]
-    for exceeded, cap, spent, limit in checks:
+    # An operator's override lets this run's turns past the daily caps; they still count there.
+    if not request.override_day:
+        checks += [
+            (
+                day_tokens + request.tokens > request.tokens_per_day,
+                "day",
+                "tokens per day",
+                day_tokens,
+                request.tokens_per_day,
+            ),
+            (
+                day_cost + request.cost > request.cost_per_day,
+                "day",
+                "cost per day",
+                day_cost,
+                request.cost_per_day,
+            ),
+        ]
+    for exceeded, kind, cap, spent, limit in checks:
         if exceeded:
-            return f"the {cap} cap would be exceeded: {spent:g} spent of {limit:g}"
-    return ""
+            return kind, f"the {cap} cap would be exceeded: {spent:g} spent of {limit:g}"
+    return "", ""
 
 
 async def settle(conn: AsyncConnection[Any], *, reservation_key: str, tokens: int, cost: float) -> None:

@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from aios.errors import EffectNotInDoubt
 from aios.telemetry import tracer
 
 EffectState = Literal["pending", "succeeded", "failed", "unknown"]
@@ -174,6 +175,76 @@ async def resolve(
         return await find(conn, key)
     settled, stored, stored_error, attempts = row
     return EffectRecord(state=settled, response=stored, error=stored_error, attempts=attempts)
+
+
+# Only an `unknown` effect is the operator's to settle: a pending one may still be answered
+# by its call, and a finished one has its answer. Conditional, so two operators cannot both win.
+OPERATOR_SETTLE = """
+UPDATE aios_effects SET state = %s, response = coalesce(%s, response), error = %s, resolved_by = %s,
+    resolution_note = %s, resolved_at = now(), updated_at = now()
+WHERE effect_key = %s AND state = 'unknown'
+RETURNING run_id, action
+"""
+FIND_FOR_OPERATOR = "SELECT state, run_id, resolved_by FROM aios_effects WHERE effect_key = %s"
+OPERATOR_VIEW = """
+SELECT state, response, error, resolved_by, coalesce(resolution_note, '') FROM aios_effects
+WHERE effect_key = %s
+"""
+
+
+@dataclass(frozen=True)
+class ResolvedRecord:
+    state: EffectState
+    response: dict[str, Any] | None
+    error: str
+    resolved_by: str | None
+    resolution_note: str
+
+
+async def operator_view(conn: AsyncConnection[Any], key: str) -> ResolvedRecord | None:
+    """An effect's outcome with who settled it by hand, if anyone; None: no such effect."""
+    with _sql_span("SELECT aios_effects"):
+        row = await (await conn.execute(OPERATOR_VIEW, (key,))).fetchone()
+    return None if row is None else ResolvedRecord(*row)
+
+
+@dataclass(frozen=True)
+class OperatorSettlement:
+    effect_key: str
+    run_id: str
+    action: str
+    state: Literal["succeeded", "failed"]
+
+
+async def settle_by_operator(
+    conn: AsyncConnection[Any],
+    *,
+    key: str,
+    applied: bool,
+    by: str,
+    note: str,
+    response: dict[str, Any] | None = None,
+) -> OperatorSettlement:
+    """unknown -> succeeded (applied) or failed (not applied), in the operator's name."""
+    state: Literal["succeeded", "failed"] = "succeeded" if applied else "failed"
+    error = "" if applied else f"not applied, says {by}" + (f": {note}" if note else "")
+    with _sql_span("UPDATE aios_effects"):
+        cursor = await conn.execute(
+            OPERATOR_SETTLE,
+            (state, Jsonb(response) if response is not None else None, error, by, note, key),
+        )
+        row = await cursor.fetchone()
+    if row is not None:
+        return OperatorSettlement(effect_key=key, run_id=row[0], action=row[1], state=state)
+    found = await (await conn.execute(FIND_FOR_OPERATOR, (key,))).fetchone()
+    if found is None:
+        raise EffectNotInDoubt(f"no effect {key!r} in the ledger; `aios effects RUN` lists a run's effects")
+    current, _, resolved_by = found
+    settled = f" (settled by {resolved_by})" if resolved_by else ""
+    raise EffectNotInDoubt(
+        f"effect {key!r} is {current}{settled}, not unknown: only an effect whose outcome is "
+        "unknown can be resolved by hand"
+    )
 
 
 # A redelivered event (same event id) inserts nothing: the caller learns it is a duplicate.

@@ -34,6 +34,15 @@ async def release_slot(conn: AsyncConnection[Any], *, agent: str, run_id: str) -
     await conn.execute(RELEASE_SLOT, (agent, run_id))
 
 
+SLOT_HOLDERS = "SELECT agent, run_id FROM aios_run_slots WHERE (%(agent)s::text IS NULL OR agent = %(agent)s)"
+
+
+async def slot_holders(conn: AsyncConnection[Any], agent: str | None = None) -> list[tuple[str, str]]:
+    """(agent, run id) of every slot held: one agent's, or (None) every agent's."""
+    cursor = await conn.execute(SLOT_HOLDERS, {"agent": agent})
+    return [(str(row[0]), str(row[1])) for row in await cursor.fetchall()]
+
+
 SET_AGENT_PAUSED = """
 INSERT INTO aios_agent_controls (agent, paused, changed_by) VALUES (%s, %s, %s)
 ON CONFLICT (agent) DO UPDATE SET paused = EXCLUDED.paused, changed_by = EXCLUDED.changed_by,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -25,10 +25,14 @@ class RunStatus(StrEnum):
     COMPENSATING = "compensating"
     COMPLETED = "completed"
     COMPENSATED = "compensated"
+    # Two cases, told apart by `RunState.awaiting_operator`: a run still going that waits for
+    # the operator to settle an effect in doubt (set), or a run that ended because an undo
+    # itself failed (None; the run has ended). `RunState.ended` says which.
     NEEDS_OPERATOR = "needs_operator"
 
     @property
     def terminal(self) -> bool:
+        """A status a run can end with; needs_operator also names a run still waiting."""
         return self in {RunStatus.COMPLETED, RunStatus.COMPENSATED, RunStatus.NEEDS_OPERATOR}
 
 
@@ -46,6 +50,12 @@ class RunInput(Payload):
         description="the run continues as new (same id, fresh history) once its history is this long",
     )
     continued: RunCarry | None = Field(default=None, description="what the previous run of the chain left")
+    reconcile_within: timedelta | None = Field(
+        default=None,
+        gt=timedelta(0),
+        description="how long an effect's reconciler asks before the operator is needed "
+        "(None: the reconciler's default, an hour)",
+    )
 
 
 class ProposedAction(Payload):
@@ -134,6 +144,37 @@ class ResumeRequest(Payload):
     by: str = Field(default="operator", min_length=1, max_length=200)
     extra_tokens: int = Field(default=0, ge=0)
     extra_cost: float = Field(default=0.0, ge=0)
+    override_day: bool = Field(
+        default=False,
+        description="let this run's remaining turns go past the agent's daily caps (recorded)",
+    )
+
+
+class EffectResolution(Payload):
+    """The `effect_resolved` signal: the operator settled an effect in doubt (see `aios effects
+    resolve`). A nudge only: the run reads the outcome from the ledger, the truth."""
+
+    effect_key: str = Field(min_length=1, max_length=1000)
+    outcome: Literal["applied", "not_applied"]
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=2000)
+
+
+class EffectInDoubt(Payload):
+    """What a run waiting for the operator waits on: an effect reconciliation could not settle."""
+
+    effect_key: str
+    step: int
+    action: str
+    since: datetime
+    reason: str = ""
+
+
+class DayCapOverride(Payload):
+    """An operator let this run go past its agent's daily caps, for its remaining turns."""
+
+    by: str
+    at: datetime
 
 
 class RunState(Payload):
@@ -154,6 +195,18 @@ class RunState(Payload):
     cost_spent: float = 0.0
     highest_risk: str = "none"
     outcome: str = ""
+    awaiting_operator: EffectInDoubt | None = Field(
+        default=None, description="set while the run waits for `aios effects resolve`"
+    )
+    paused_until: datetime | None = Field(
+        default=None, description="paused on a daily cap: when the budget day turns and the run resumes"
+    )
+    day_cap_override: DayCapOverride | None = None
+
+    @property
+    def ended(self) -> bool:
+        """The run has ended (a needs_operator run waiting for an effect's outcome has not)."""
+        return self.status.terminal and self.awaiting_operator is None
 
 
 # Activity messages
@@ -188,15 +241,32 @@ class BudgetRequest(Payload):
     cost_per_run: float
     tokens_per_day: int
     cost_per_day: float
+    override_day: bool = Field(
+        default=False, description="the daily caps are not checked (operator override)"
+    )
+
+
+BudgetCap = Literal["", "run", "day"]
 
 
 class BudgetGrant(Payload):
     granted: bool
     reason: str = ""
+    cap: BudgetCap = Field(default="", description="which kind of cap refused: per run, or per day")
     run_tokens: int
     run_cost: float
     day_tokens: int
     day_cost: float
+
+
+def budget_day(moment: datetime) -> date:
+    """The budget day a moment counts in: the UTC calendar day (the daily caps' unit)."""
+    return moment.astimezone(UTC).date()
+
+
+def next_budget_day(moment: datetime) -> datetime:
+    """When the budget day after `moment`'s begins: the next 00:00 UTC."""
+    return datetime.combine(budget_day(moment) + timedelta(days=1), time(0), tzinfo=UTC)
 
 
 def reservation_key(run_id: str, turn: int) -> str:
@@ -334,6 +404,7 @@ class RunCarry(Payload):
     resumes: int = 0
     extra_tokens: int = 0
     extra_cost: float = 0.0
+    override_day: bool = False
     event_count: int = Field(ge=0, description="audit keys go on from here")
     compensations: list[ActionCall] = Field(default_factory=list, description="the saga, oldest first")
     continuations: int = Field(ge=1, description="how many histories the run has had before this one")

@@ -49,6 +49,8 @@ class EffectServer:
     # Path suffix -> status: a service that says no for good (e.g. 422) to every POST there,
     # never applying it and leaving the fault queue to the other paths.
     refusals: dict[str, int] = field(default_factory=dict)
+    # Set: every lookup answers this status (e.g. 503), so a reconciler can never tell.
+    lookup_status: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -113,7 +115,9 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.lookups.append(key)
                 stored = state.responses.get(key)
-            if stored is None:
+            if state.lookup_status is not None:
+                self._answer(state.lookup_status, {"error": "the lookup is unavailable"})
+            elif stored is None:
                 self._answer(404, {"error": f"no effect with idempotency key {key}"})
             else:
                 self._answer(200, stored)
