@@ -10,6 +10,7 @@ import typer
 from aios import stack
 from aios.cli.common import fail, run, say, settings, table
 from aios.ledger import effects, health
+from aios.subjects import SubjectVault
 from aios.tracefile import read_spans, render, trace_of_run
 
 app = typer.Typer()
@@ -59,7 +60,8 @@ def list_effects(
     """The effect ledger: every external effect, its key, state and attempts."""
 
     async def fetch(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
-        return await effects.list_effects(conn, run_id=run_id, limit=limit)
+        vault = SubjectVault.for_settings(settings())
+        return await effects.list_effects(conn, run_id=run_id, limit=limit, vault=vault)
 
     rows = run(_query(fetch))
     table(
