@@ -41,7 +41,12 @@ def aios_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
     """The real CLI in a child process, against this test's stack."""
     env = {**os.environ, "AIOS_DATABASE_URL": settings.resolved_database_url}
     return subprocess.run(
-        [sys.executable, "-m", "aios.cli", *args], env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "aios.cli", *args],
+        check=False,  # the caller asserts on the exit code, with the output in the message
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
