@@ -41,7 +41,7 @@ from psycopg.types.json import Jsonb
 
 from aios.errors import AiosError
 from aios.store.transactions import atomic
-from aios.subjects import Opener, SubjectKey, SubjectVault, key_ids
+from aios.subjects import Opener, SubjectKey, SubjectVault, key_ids, sealed_key_id
 
 GENESIS = "0" * 64
 # Any fixed 64-bit number works; it only has to differ from the other advisory locks (migrations).
@@ -188,6 +188,8 @@ class AuditRow:
     manifest_version: str | None
     trace_id: str | None
     recorded_at: datetime
+    # Read back opened (aios.audit.opened): the detail as stored, which `input_digest` covers.
+    sealed_detail: dict[str, Any] | None = None
 
     def content(self) -> dict[str, Any]:
         """What the row hash covers: everything but the database id, the hash and `detail`."""
@@ -475,7 +477,12 @@ async def opened(
         return rows
     opener = await vault.opener(conn, sealed) if vault is not None else Opener({})
     return [
-        replace(row, detail=opener.open_mapping(row.detail), rationale=opener.open(row.rationale))
+        replace(
+            row,
+            detail=opener.open_mapping(row.detail),
+            rationale=opener.open(row.rationale),
+            sealed_detail=row.detail if sealed_key_id(row.detail) else None,
+        )
         for row in rows
     ]
 
