@@ -36,6 +36,7 @@ class ActionActivities:
     def __init__(self, deps: ActivityDeps, connectors: dict[str, ActionConnector]) -> None:
         self._pool = deps.pool
         self._connectors = connectors
+        self._subjects = deps.subjects
 
     @activity.defn(name="action.execute")
     async def execute(self, call: ActionCall) -> ActionResult:
@@ -49,6 +50,7 @@ class ActionActivities:
                     action=call.action,
                     connector=call.connector,
                     request=_request_fingerprint(call),
+                    vault=self._subjects,
                 )
             except effects.EffectConflict as exc:
                 raise ApplicationError(str(exc), non_retryable=True, type=type(exc).__name__) from exc
@@ -76,11 +78,17 @@ class ActionActivities:
         except ConnectorError as exc:
             async with self._pool.connection() as conn:
                 await effects.finish(
-                    conn, key=call.effect_key, state=state_after_failure(known, exc), error=str(exc)
+                    conn,
+                    key=call.effect_key,
+                    state=state_after_failure(known, exc),
+                    error=str(exc),
+                    vault=self._subjects,
                 )
             raise as_application_error(exc) from exc
         async with self._pool.connection() as conn:
-            await effects.finish(conn, key=call.effect_key, state="succeeded", response=response)
+            await effects.finish(
+                conn, key=call.effect_key, state="succeeded", response=response, vault=self._subjects
+            )
         return ActionResult(status="succeeded", response=response)
 
 

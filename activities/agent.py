@@ -36,6 +36,7 @@ from aios.models.run import (
 from aios.policy import grade_action
 from aios.queues import runs_inline
 from aios.slots import free_ended_slots
+from aios.subjects import SubjectVault, run_subject
 from aios.telemetry import current_trace_id
 from connectors.errors import ConnectorError
 from connectors.model import (
@@ -88,6 +89,7 @@ class AgentActivities:
         actions: ActionActivities | None = None,
     ) -> None:
         self._pool = deps.pool
+        self._subjects = deps.subjects
         self._actions = actions or ActionActivities(deps, deps.connectors)
         providers = models or deps.models or {"offline": OfflineModel()}
         self._models: dict[str, ModelProvider] = {
@@ -160,7 +162,7 @@ class AgentActivities:
             await _settle(conn, record.settle if record else settle_first)
             grant = await budget.reserve(conn, request.budget)
             if record is not None:
-                await _bookkeep(conn, record)
+                await _bookkeep(conn, record, self._subjects)
         if not grant.granted:
             return ThinkResult(grant=grant, acted=acted, act_key=act_key)
         plan = await self._plan(request.plan)
@@ -210,7 +212,7 @@ class AgentActivities:
         """Settlement, state mirror, audit rows and slot release in one transaction: all or none."""
         async with self._pool.connection() as conn, conn.transaction():
             await _settle(conn, request.settle)
-            await _bookkeep(conn, request)
+            await _bookkeep(conn, request, self._subjects)
 
 
 async def _settle(conn: AsyncConnection[Any], settlement: Settlement | None) -> None:
@@ -227,14 +229,16 @@ def _settlement(request: ThinkRequest, plan: PlanResponse) -> Settlement:
     return Settlement(reservation_key=request.budget.reservation_key, tokens=plan.tokens_used, cost=plan.cost)
 
 
-async def _bookkeep(conn: AsyncConnection[Any], request: RecordRequest) -> None:
+async def _bookkeep(conn: AsyncConnection[Any], request: RecordRequest, subjects: SubjectVault) -> None:
     state = request.state
     await runs.mirror_run(conn, state, task=request.task, paired_with=request.paired_with)
     if request.release is not None:
         await runs.release_slot(conn, agent=request.release.agent, run_id=request.release.run_id)
     # Last: the audit chain's lock is global and held to commit, so it is held the shortest.
     # A retried record skips the rows it already chained.
-    await append(conn, run_entries(request.events, state, current_trace_id()))
+    if request.events:
+        key = await subjects.key_for(conn, state.agent, run_subject(request.task))
+        await append(conn, run_entries(request.events, state, current_trace_id(), sealed_with=key))
 
 
 def chained_turn(request: ThinkRequest, result: ThinkResult) -> ThinkRequest | None:

@@ -10,6 +10,7 @@ from temporalio import activity
 from aios.audit import AuditEntry, append
 from aios.models import AuditEvent, AuditReceipt
 from aios.models.run import AuditEventRef, RunState
+from aios.subjects import SubjectKey
 from aios.telemetry import current_trace_id
 
 
@@ -36,8 +37,15 @@ class AuditActivities:
         return AuditReceipt(audit_id=appended.audit_id, newly_recorded=appended.newly_recorded)
 
 
-def run_entries(events: Sequence[AuditEventRef], state: RunState, trace_id: str | None) -> list[AuditEntry]:
-    """An agent run's events as audit entries, each naming the manifest version it ran under."""
+def run_entries(
+    events: Sequence[AuditEventRef],
+    state: RunState,
+    trace_id: str | None,
+    *,
+    sealed_with: SubjectKey | None = None,
+) -> list[AuditEntry]:
+    """An agent run's events as audit entries, each naming the manifest version it ran under,
+    sealed with the key of the run's subject when it has one."""
     return [
         AuditEntry(
             event_key=event.key,
@@ -51,6 +59,7 @@ def run_entries(events: Sequence[AuditEventRef], state: RunState, trace_id: str 
             detail={**event.detail, "manifest_version": state.manifest_version},
             manifest_version=state.manifest_version,
             trace_id=trace_id,
+            sealed_with=sealed_with,
         )
         for event in events
     ]

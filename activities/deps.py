@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from aios.memory.factory import open_memory
 from aios.memory.service import MemoryService
 from aios.settings import Settings
+from aios.subjects import SubjectVault
 from connectors.actions.base import ActionConnector
 from connectors.actions.email import EmailConnector, SmtpConfig
 from connectors.actions.http import HttpActionConnector
@@ -36,6 +37,14 @@ class ActivityDeps:
     models: dict[str, ModelProvider] = field(default_factory=dict)
     memory: MemoryService | None = None
     memory_unavailable: str = ""
+    # Seals what runs record about their subjects; None: built from `settings` when first used.
+    subject_vault: SubjectVault | None = None
+
+    @property
+    def subjects(self) -> SubjectVault:
+        if self.subject_vault is None:
+            self.subject_vault = SubjectVault.for_settings(self.settings)
+        return self.subject_vault
 
 
 async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
@@ -65,6 +74,7 @@ async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
         models=models,
         memory=service,
         memory_unavailable=unavailable,
+        subject_vault=SubjectVault.for_settings(settings),
     )
 
 

@@ -143,12 +143,13 @@ class ReconcileActivities:
     def __init__(self, deps: ActivityDeps, connectors: dict[str, ActionConnector] | None = None) -> None:
         self._pool = deps.pool
         self._connectors = connectors if connectors is not None else deps.connectors
+        self._subjects = deps.subjects
 
     @activity.defn(name="reconcile.check")
     async def check(self, request: CheckRequest) -> CheckResult:
         key = request.effect.effect_key
         async with self._pool.connection() as conn:
-            record = await effects.find(conn, key)
+            record = await effects.find(conn, key, vault=self._subjects)
             if record is None:
                 return CheckResult(
                     ledger_state="missing",
@@ -166,7 +167,7 @@ class ReconcileActivities:
                 )
             if record.state == "pending":  # no attempt said it may have applied: not ours to settle
                 return CheckResult(ledger_state="pending", verdict="cannot_tell", source="ledger")
-            kept = await effects.first_webhook_event(conn, key)
+            kept = await effects.first_webhook_event(conn, key, vault=self._subjects)
         if kept is not None:
             event = WebhookEvent.model_validate(kept)
             return CheckResult(
@@ -206,7 +207,7 @@ class ReconcileActivities:
     @activity.defn(name="reconcile.read_ledger")
     async def read_ledger(self, effect_key: str) -> LedgerReading:
         async with self._pool.connection() as conn:
-            row = await effects.operator_view(conn, effect_key)
+            row = await effects.operator_view(conn, effect_key, vault=self._subjects)
         if row is None:
             return LedgerReading(ledger_state="missing")
         return LedgerReading(
@@ -226,6 +227,7 @@ class ReconcileActivities:
                 state=request.outcome,
                 response=request.response,
                 error=request.error,
+                vault=self._subjects,
             )
         if record is None:
             return ResolveResult(ledger_state="missing")

@@ -15,6 +15,12 @@ The chain commits to `input_digest` (sha256 of the canonical `detail`) rather th
 `detail` itself, and `verify` checks `detail` against the digest separately: an edited
 detail is still caught, and a future forget policy could erase personal data from `detail`
 without breaking the chain.
+
+That forget policy is crypto-shredding (aios/subjects.py): an entry of a run that serves a
+subject is sealed before it is hashed, its detail and rationale encrypted with the subject's
+key, so the chain covers the ciphertext. `aios memory forget` destroys the key; the rows are
+never touched, `verify` (which needs no key) still passes, and `run_story` shows "[forgotten]"
+where the sealed values were.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import hashlib
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -35,6 +41,7 @@ from psycopg.types.json import Jsonb
 
 from aios.errors import AiosError
 from aios.store.transactions import atomic
+from aios.subjects import Opener, SubjectKey, SubjectVault, key_ids, sealed_key_id
 
 GENESIS = "0" * 64
 # Any fixed 64-bit number works; it only has to differ from the other advisory locks (migrations).
@@ -138,6 +145,8 @@ class AuditEntry:
     detail: Mapping[str, Any] = field(default_factory=dict)
     manifest_version: str | None = None
     trace_id: str | None = None
+    # The key of the subject the run serves: detail and rationale are stored sealed with it.
+    sealed_with: SubjectKey | None = field(default=None, compare=False, repr=False)
 
     @property
     def confidence(self) -> float | None:
@@ -179,6 +188,8 @@ class AuditRow:
     manifest_version: str | None
     trace_id: str | None
     recorded_at: datetime
+    # Read back opened (aios.audit.opened): the detail as stored, which `input_digest` covers.
+    sealed_detail: dict[str, Any] | None = None
 
     def content(self) -> dict[str, Any]:
         """What the row hash covers: everything but the database id, the hash and `detail`."""
@@ -213,6 +224,9 @@ def seal(entry: AuditEntry, *, seq: int, prev_hash: str, recorded_at: datetime) 
     """The row an entry becomes at position `seq` after `prev_hash`."""
     # A JSON round trip first: what is hashed is what jsonb will hold (int keys become text...).
     detail: dict[str, Any] = json.loads(json.dumps(dict(entry.detail), allow_nan=False))
+    rationale = entry.rationale
+    if entry.sealed_with is not None:  # the confidence column is read from the detail before
+        detail, rationale = entry.sealed_with.seal(detail), entry.sealed_with.seal_text(rationale)
     row = AuditRow(
         id=None,
         chain_seq=seq,
@@ -224,7 +238,7 @@ def seal(entry: AuditEntry, *, seq: int, prev_hash: str, recorded_at: datetime) 
         actor=entry.actor,
         action=entry.action,
         outcome=entry.outcome,
-        rationale=entry.rationale,
+        rationale=rationale,
         detail=detail,
         input_digest=digest(detail),
         confidence=entry.confidence,
@@ -444,10 +458,33 @@ def _row(record: dict[str, Any]) -> AuditRow:
 # -- reading -------------------------------------------------------------------------------
 
 
-async def run_story(conn: AsyncConnection[Any], run_id: str) -> list[AuditRow]:
-    """Every row of one run, in the order the run recorded its events."""
+async def run_story(
+    conn: AsyncConnection[Any], run_id: str, *, vault: SubjectVault | None = None
+) -> list[AuditRow]:
+    """Every row of one run, in the order the run recorded its events, sealed values opened
+    (one round trip for all their keys; without a vault they read as forgotten)."""
     rows = [row async for row in _stream(conn, RUN_ROWS, (run_id,))]
-    return sorted(rows, key=_event_order)
+    return sorted(await opened(conn, rows, vault), key=_event_order)
+
+
+async def opened(
+    conn: AsyncConnection[Any], rows: list[AuditRow], vault: SubjectVault | None
+) -> list[AuditRow]:
+    """The rows with detail and rationale opened: "[forgotten]" where the key is gone.
+    For reading only: an opened row no longer matches its hash."""
+    sealed = [value for row in rows for value in (row.detail, row.rationale)]
+    if not key_ids(sealed):
+        return rows
+    opener = await vault.opener(conn, sealed) if vault is not None else Opener({})
+    return [
+        replace(
+            row,
+            detail=opener.open_mapping(row.detail),
+            rationale=opener.open(row.rationale),
+            sealed_detail=row.detail if sealed_key_id(row.detail) else None,
+        )
+        for row in rows
+    ]
 
 
 def _event_order(row: AuditRow) -> tuple[int, int]:
@@ -457,9 +494,11 @@ def _event_order(row: AuditRow) -> tuple[int, int]:
     return (int(number) if number.isdigit() else 0, row.id or 0)
 
 
-async def story_from_database(database_url: str, run_id: str) -> list[AuditRow]:
+async def story_from_database(
+    database_url: str, run_id: str, *, vault: SubjectVault | None = None
+) -> list[AuditRow]:
     async with await _connect(database_url) as conn:
-        return await _readable(run_story(conn, run_id))
+        return await _readable(run_story(conn, run_id, vault=vault))
 
 
 async def verify_database(database_url: str) -> VerifyReport:

@@ -60,6 +60,7 @@ from aios.rollouts import VersionDiff, diff_runs
 from aios.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.server_errors import explain, postgres_unreachable, temporal_unreachable
 from aios.settings import Settings
+from aios.subjects import SubjectVault
 from aios.temporal_client import connect
 
 AGENT_RUN = "AgentRun"
@@ -388,7 +389,13 @@ class AiosClient:
         outcome = "applied" if applied else "not_applied"
         async with await self._db() as conn, conn.transaction():
             settled = await effects.settle_by_operator(
-                conn, key=effect_key, applied=applied, by=by, note=note, response=response
+                conn,
+                key=effect_key,
+                applied=applied,
+                by=by,
+                note=note,
+                response=response,
+                vault=SubjectVault.for_settings(self.settings),
             )
             entry = AuditEntry(
                 event_key=f"{effect_key}/resolved-by-operator",

@@ -48,6 +48,7 @@ from aios.ledger import effects
 from aios.models.base import Payload
 from aios.settings import Settings
 from aios.store.migrate import redact_url
+from aios.subjects import SubjectVault
 
 log = logging.getLogger("aios.webhooks")
 
@@ -179,6 +180,7 @@ class WebhookIngestor:
 
     def __init__(self, settings: Settings, *, client: Client | None = None) -> None:
         self._settings = settings
+        self._subjects = SubjectVault.for_settings(settings)
         self._client = client
         self._pool = AsyncConnectionPool(
             settings.resolved_database_url,
@@ -209,6 +211,7 @@ class WebhookIngestor:
                     source=event.source,
                     effect_key=event.effect_key,
                     payload=event.model_dump(mode="json"),
+                    vault=self._subjects,
                 )
         except psycopg.Error as exc:
             raise WebhookNotDelivered(self._unreachable(exc)) from exc

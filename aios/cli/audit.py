@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from aios import audit
 from aios.audit import AuditRow
 from aios.cli.common import console, fail, run, say, settings, table
+from aios.subjects import SubjectVault
 
 STORY_COLUMNS = (
     "time",
@@ -51,7 +52,9 @@ def story(
     as_json: bool = typer.Option(False, "--json", help="one JSON object per row, as a list"),
 ) -> None:
     """Every step and decision of a run, in order: who did what, why, and with what outcome."""
-    rows = run(audit.story_from_database(settings().resolved_database_url, run_id))
+    config = settings()
+    vault = SubjectVault.for_settings(config)
+    rows = run(audit.story_from_database(config.resolved_database_url, run_id, vault=vault))
     if not rows:
         fail(f"no audit rows for run {run_id!r}; `aios runs` lists the runs")
     if as_json:

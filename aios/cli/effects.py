@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 from aios.cli.common import fail, run, say, settings, table
 from aios.client import AiosClient
 from aios.ledger import effects
+from aios.subjects import SubjectVault
 from aios.webhooks import WebhookIngestor, WebhookInvalid, WebhookServer, parse_event
 
 
@@ -52,11 +53,14 @@ def list_effects(
 ) -> None:
     """The effect ledger: every external effect, its key, state and attempts."""
 
+    config = settings()
+
     async def fetch() -> list[dict[str, Any]]:
         async with await psycopg.AsyncConnection.connect(
-            settings().resolved_database_url, autocommit=True
+            config.resolved_database_url, autocommit=True
         ) as conn:
-            return await effects.list_effects(conn, run_id=run_id, limit=limit)
+            vault = SubjectVault.for_settings(config)
+            return await effects.list_effects(conn, run_id=run_id, limit=limit, vault=vault)
 
     rows = run(fetch())
     table(

@@ -233,8 +233,10 @@ def forget(
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Remove a subject everywhere: memories (Postgres and Qdrant), finished runs (Temporal and
-    their mirrors in Postgres). Runs still going are kept, and the report says how many."""
+    """Remove a subject everywhere: memories (Postgres and Qdrant), compaction summaries, finished
+    runs (Temporal and their mirrors in Postgres), and the subject's key, without which what its
+    runs recorded (audit details, effect responses, webhook events) stays unreadable. Runs still
+    going are kept, and the report says how many."""
     config = settings()
 
     async def go() -> ForgetReport:
@@ -262,9 +264,16 @@ def _forget_summary(report: ForgetReport) -> str:
         if report.temporal_checked
         else "Temporal left alone (--keep-runs)"
     )
+    shredded = (
+        f"; {report.subject_keys} subject key(s) destroyed, so what its runs recorded (audit details, "
+        "effect responses, webhook events) reads as [forgotten]"
+        if report.temporal_checked
+        else ""
+    )
     return (
-        f"forgot {report.subject!r}: {report.documents} memory documents and {report.run_mirrors} run "
-        f"mirrors deleted from Postgres; {report.vectors} vectors deleted from Qdrant{pending}; {temporal}"
+        f"forgot {report.subject!r}: {report.documents} memory documents, {report.run_mirrors} run "
+        f"mirrors and {report.compactions} compaction summaries deleted from Postgres; {report.vectors} "
+        f"vectors deleted from Qdrant{pending}; {temporal}{shredded}"
     )
 
 

@@ -3,6 +3,11 @@
 `begin` records the intent under the effect's key. A key seen before with the same
 request returns what is known (a finished outcome is replayed, never performed again);
 with a different request it is a conflict. `finish` records the outcome.
+
+Given a `SubjectVault`, the outcome's response and error (and a webhook event's) are sealed
+with the key of the subject the effect's run serves (aios/subjects.py), and read back opened:
+after `aios memory forget` they read as "[forgotten]", while state, attempts and the request
+hash (what makes a replay safe) stay as they were.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from aios.errors import EffectNotInDoubt
+from aios.subjects import Opener, SubjectKey, SubjectVault
 from aios.telemetry import tracer
 
 EffectState = Literal["pending", "succeeded", "failed", "unknown"]
@@ -76,6 +82,7 @@ async def begin(
     action: str,
     connector: str,
     request: dict[str, Any],
+    vault: SubjectVault | None = None,
 ) -> EffectRecord:
     """Record the intent; return the row as it now stands (attempts == 1: first time)."""
     digest = request_hash(request)
@@ -86,12 +93,12 @@ async def begin(
         cursor = await conn.execute(FIND_EFFECT, (key,))
         row = await cursor.fetchone()
         assert row is not None, "a finished effect row cannot disappear"
-    stored_hash, state, response, error, attempts = row
+    stored_hash, *stored = row
     if stored_hash != digest:
         raise EffectConflict(
             f"effect {key!r} was first requested with different parameters; a new effect needs a new key"
         )
-    return EffectRecord(state=state, response=response, error=error, attempts=attempts)
+    return await _opened(conn, vault, (stored[0], stored[1], stored[2], stored[3]))
 
 
 async def finish(
@@ -101,11 +108,43 @@ async def finish(
     state: EffectState,
     response: dict[str, Any] | None = None,
     error: str = "",
+    vault: SubjectVault | None = None,
 ) -> None:
+    sealer = await _sealer(conn, vault, key)
     with _sql_span("UPDATE aios_effects"):
-        await conn.execute(
-            FINISH_EFFECT, (state, Jsonb(response) if response is not None else None, error, key)
-        )
+        await conn.execute(FINISH_EFFECT, (state, *_sealed(sealer, response, error), key))
+
+
+async def _sealer(conn: AsyncConnection[Any], vault: SubjectVault | None, key: str) -> SubjectKey | None:
+    """The key of the subject this effect's run serves, if it has one (one round trip)."""
+    if vault is None:
+        return None
+    with _sql_span("SELECT aios_subject_keys"):
+        return await vault.key_for_effect(conn, key)
+
+
+def _sealed(
+    sealer: SubjectKey | None, response: dict[str, Any] | None, error: str
+) -> tuple[Jsonb | None, str]:
+    if sealer is not None and response is not None:
+        response = sealer.seal(response)
+    return Jsonb(response) if response is not None else None, sealer.seal_text(
+        error
+    ) if sealer is not None else error
+
+
+async def _opener(conn: AsyncConnection[Any], vault: SubjectVault | None, values: list[Any]) -> Opener:
+    """Opens what was sealed; without a vault every sealed value reads as forgotten."""
+    return await vault.opener(conn, values) if vault is not None else Opener({})
+
+
+async def _opened(
+    conn: AsyncConnection[Any], vault: SubjectVault | None, row: tuple[EffectState, Any, str, int]
+) -> EffectRecord:
+    state, response, error, attempts = row
+    opener = await _opener(conn, vault, [response, error])
+    opened = opener.open_mapping(response) if response is not None else None
+    return EffectRecord(state=state, response=opened, error=opener.open(error), attempts=attempts)
 
 
 LIST_EFFECTS = """
@@ -116,11 +155,17 @@ ORDER BY created_at DESC LIMIT %(limit)s
 
 
 async def list_effects(
-    conn: AsyncConnection[Any], *, run_id: str | None = None, limit: int = 100
+    conn: AsyncConnection[Any],
+    *,
+    run_id: str | None = None,
+    limit: int = 100,
+    vault: SubjectVault | None = None,
 ) -> list[dict[str, Any]]:
     cursor = await conn.execute(LIST_EFFECTS, {"run_id": run_id, "limit": limit})
     columns = [column.name for column in cursor.description or []]
-    return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+    rows = [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+    opener = await _opener(conn, vault, [row["error"] for row in rows])
+    return [{**row, "error": opener.open(row["error"])} for row in rows]
 
 
 # Only finished effects are forgotten: a pending or unknown one still needs an answer.
@@ -147,14 +192,15 @@ RETURNING state, response, error, attempts
 FIND_EFFECT_STATE = "SELECT state, response, error, attempts FROM aios_effects WHERE effect_key = %s"
 
 
-async def find(conn: AsyncConnection[Any], key: str) -> EffectRecord | None:
+async def find(
+    conn: AsyncConnection[Any], key: str, *, vault: SubjectVault | None = None
+) -> EffectRecord | None:
     with _sql_span("SELECT aios_effects"):
         cursor = await conn.execute(FIND_EFFECT_STATE, (key,))
         row = await cursor.fetchone()
     if row is None:
         return None
-    state, response, error, attempts = row
-    return EffectRecord(state=state, response=response, error=error, attempts=attempts)
+    return await _opened(conn, vault, (row[0], row[1], row[2], row[3]))
 
 
 async def resolve(
@@ -164,17 +210,16 @@ async def resolve(
     state: Literal["succeeded", "failed"],
     response: dict[str, Any] | None = None,
     error: str = "",
+    vault: SubjectVault | None = None,
 ) -> EffectRecord | None:
     """Settle an open (pending/unknown) effect; return the row as it stands (None: no such key)."""
+    sealer = await _sealer(conn, vault, key)
     with _sql_span("UPDATE aios_effects"):
-        cursor = await conn.execute(
-            RESOLVE_EFFECT, (state, Jsonb(response) if response is not None else None, error, key)
-        )
+        cursor = await conn.execute(RESOLVE_EFFECT, (state, *_sealed(sealer, response, error), key))
         row = await cursor.fetchone()
     if row is None:  # already finished (someone answered first), or never recorded
-        return await find(conn, key)
-    settled, stored, stored_error, attempts = row
-    return EffectRecord(state=settled, response=stored, error=stored_error, attempts=attempts)
+        return await find(conn, key, vault=vault)
+    return await _opened(conn, vault, (row[0], row[1], row[2], row[3]))
 
 
 # Only an `unknown` effect is the operator's to settle: a pending one may still be answered
@@ -201,11 +246,18 @@ class ResolvedRecord:
     resolution_note: str
 
 
-async def operator_view(conn: AsyncConnection[Any], key: str) -> ResolvedRecord | None:
+async def operator_view(
+    conn: AsyncConnection[Any], key: str, *, vault: SubjectVault | None = None
+) -> ResolvedRecord | None:
     """An effect's outcome with who settled it by hand, if anyone; None: no such effect."""
     with _sql_span("SELECT aios_effects"):
         row = await (await conn.execute(OPERATOR_VIEW, (key,))).fetchone()
-    return None if row is None else ResolvedRecord(*row)
+    if row is None:
+        return None
+    state, response, error, resolved_by, note = row
+    opener = await _opener(conn, vault, [response, error])
+    opened = opener.open_mapping(response) if response is not None else None
+    return ResolvedRecord(state, opened, opener.open(error), resolved_by, note)
 
 
 @dataclass(frozen=True)
@@ -224,14 +276,16 @@ async def settle_by_operator(
     by: str,
     note: str,
     response: dict[str, Any] | None = None,
+    vault: SubjectVault | None = None,
 ) -> OperatorSettlement:
-    """unknown -> succeeded (applied) or failed (not applied), in the operator's name."""
+    """unknown -> succeeded (applied) or failed (not applied), in the operator's name; what the
+    operator says of the effect is sealed with its subject's key, like any response."""
     state: Literal["succeeded", "failed"] = "succeeded" if applied else "failed"
     error = "" if applied else f"not applied, says {by}" + (f": {note}" if note else "")
+    sealer = await _sealer(conn, vault, key)
     with _sql_span("UPDATE aios_effects"):
         cursor = await conn.execute(
-            OPERATOR_SETTLE,
-            (state, Jsonb(response) if response is not None else None, error, by, note, key),
+            OPERATOR_SETTLE, (state, *_sealed(sealer, response, error), by, note, key)
         )
         row = await cursor.fetchone()
     if row is not None:
@@ -262,17 +316,46 @@ ORDER BY received_at, event_id LIMIT 1
 
 
 async def record_webhook_event(
-    conn: AsyncConnection[Any], *, event_id: str, source: str, effect_key: str, payload: dict[str, Any]
+    conn: AsyncConnection[Any],
+    *,
+    event_id: str,
+    source: str,
+    effect_key: str,
+    payload: dict[str, Any],
+    vault: SubjectVault | None = None,
 ) -> bool:
-    """Keep a webhook event once; False when its event id was received before."""
+    """Keep a webhook event once; False when its event id was received before. Its response
+    and error are sealed for the effect's subject; the rest routes it, so stays readable."""
+    sealer = await _sealer(conn, vault, effect_key)
+    if sealer is not None:
+        payload = {**payload, **_sealed_event_fields(sealer, payload)}
     with _sql_span("INSERT aios_webhook_events"):
         cursor = await conn.execute(RECORD_WEBHOOK_EVENT, (event_id, source, effect_key, Jsonb(payload)))
         return await cursor.fetchone() is not None
 
 
-async def first_webhook_event(conn: AsyncConnection[Any], effect_key: str) -> dict[str, Any] | None:
-    """The payload of the first webhook event received for this effect, if any."""
+def _sealed_event_fields(sealer: SubjectKey, payload: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if "response" in payload:
+        fields["response"] = sealer.seal(payload["response"])
+    if isinstance(payload.get("error"), str):
+        fields["error"] = sealer.seal_text(payload["error"])
+    return fields
+
+
+async def first_webhook_event(
+    conn: AsyncConnection[Any], effect_key: str, *, vault: SubjectVault | None = None
+) -> dict[str, Any] | None:
+    """The payload of the first webhook event received for this effect, if any, opened."""
     with _sql_span("SELECT aios_webhook_events"):
         cursor = await conn.execute(FIRST_WEBHOOK_EVENT, (effect_key,))
         row = await cursor.fetchone()
-    return dict(row[1]) if row is not None else None
+    if row is None:
+        return None
+    payload = dict(row[1])
+    opener = await _opener(conn, vault, [payload.get("response"), payload.get("error")])
+    if "response" in payload:
+        payload["response"] = opener.open_mapping(payload["response"])
+    if isinstance(payload.get("error"), str):
+        payload["error"] = opener.open(payload["error"])
+    return payload

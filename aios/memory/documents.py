@@ -125,6 +125,15 @@ WHERE (task->>'subject' = %s OR task->>'customer' = %s) AND (%s::text IS NULL OR
 ORDER BY run_id
 """
 DELETE_RUNS = "DELETE FROM aios_runs WHERE run_id = ANY(%s::text[])"
+# A subject's compactions: their summaries quote its memories. Their workflows (ids kept here)
+# leave Temporal with the subject's runs.
+SUBJECT_COMPACTION_WORKFLOWS = """
+SELECT DISTINCT workflow_id FROM aios_memory_compactions
+WHERE subject = %s AND (%s::text IS NULL OR agent = %s) AND workflow_id IS NOT NULL ORDER BY workflow_id
+"""
+DELETE_SUBJECT_COMPACTIONS = """
+DELETE FROM aios_memory_compactions WHERE subject = %s AND (%s::text IS NULL OR agent = %s)
+"""
 ALL_WITH_VECTORS = f"""
 SELECT {DOCUMENT_COLUMNS}, embedding, embedder FROM aios_memories
 WHERE archived_at IS NULL AND memory_id::text > %s ORDER BY memory_id::text LIMIT %s
@@ -246,6 +255,18 @@ async def delete_subject_runs(conn: AsyncConnection[Any], subject: str, agent: s
     cursor = await conn.execute(LIVE_SUBJECT_RUNS, (subject, subject, agent, agent))
     row = await cursor.fetchone()
     return deleted, int(row[0]) if row else 0
+
+
+async def subject_compaction_workflows(
+    conn: AsyncConnection[Any], subject: str, agent: str | None
+) -> list[str]:
+    cursor = await conn.execute(SUBJECT_COMPACTION_WORKFLOWS, (subject, agent, agent))
+    return [row[0] for row in await cursor.fetchall()]
+
+
+async def delete_subject_compactions(conn: AsyncConnection[Any], subject: str, agent: str | None) -> int:
+    cursor = await conn.execute(DELETE_SUBJECT_COMPACTIONS, (subject, agent, agent))
+    return cursor.rowcount
 
 
 async def subject_run_ids(conn: AsyncConnection[Any], subject: str, agent: str | None) -> list[str]:

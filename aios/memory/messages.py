@@ -164,3 +164,7 @@ class ForgetReport(Payload):
     temporal_checked: bool = Field(default=False, description="the subject's runs were looked up in Temporal")
     executions: int = Field(default=0, description="Temporal executions deleted: runs and their children")
     runs_still_going: int = Field(default=0, description="runs of the subject not finished: kept everywhere")
+    compactions: int = Field(default=0, description="compaction records (with their summaries) deleted")
+    subject_keys: int = Field(
+        default=0, description="subject keys destroyed: what its runs recorded (audit, effects) is unreadable"
+    )

@@ -36,6 +36,7 @@ from aios.memory.messages import (
 )
 from aios.memory.scoring import Candidate, pack, rank, render
 from aios.memory.vectors import ExhaustiveStore, Hit, Point, StoreBusy, VectorStore
+from aios.subjects import SubjectVault
 
 T = TypeVar("T")
 SYNC_EVERY_SECONDS = 1.0
@@ -230,6 +231,9 @@ class MemoryService:
             ids = await documents.delete_subject(conn, request.subject, request.agent)
             mirrors, live = await _delete_run_mirrors(conn, request, include_runs, erased)
             await documents.add_tombstones(conn, ids)
+            compactions = await documents.delete_subject_compactions(conn, request.subject, request.agent)
+            # What the runs recorded (audit, effects, webhook events) becomes unreadable.
+            keys = await SubjectVault.forget(conn, request.subject, request.agent) if include_runs else 0
         deleted = await self.drop_vectors(ids)
         notes = []
         if live:
@@ -246,11 +250,16 @@ class MemoryService:
             temporal_checked=erased is not None,
             executions=erased.executions if erased is not None else 0,
             runs_still_going=live,
+            compactions=compactions,
+            subject_keys=keys,
         )
 
     async def _subject_runs(self, request: ForgetRequest) -> list[str]:
+        """The subject's runs, and its compactions' workflows (their histories quote its memories)."""
         async with self.pool.connection() as conn:
-            return await documents.subject_run_ids(conn, request.subject, request.agent)
+            run_ids = await documents.subject_run_ids(conn, request.subject, request.agent)
+            compactions = await documents.subject_compaction_workflows(conn, request.subject, request.agent)
+            return [*run_ids, *compactions]
 
     async def drop_vectors(self, ids: list[str]) -> int:
         """Delete these vectors now when this process owns the store, and clear their tombstones;

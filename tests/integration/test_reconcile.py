@@ -32,7 +32,8 @@ from aios.client import AiosClient
 from aios.ledger import effects
 from aios.models.manifest import ActionSpec, AgentManifest, PolicySpec, RiskClass
 from aios.models.run import ActionCall, RunStatus
-from aios.settings import Settings
+from aios.settings import Settings, load_settings
+from aios.subjects import SubjectVault
 from aios.webhooks import reconcile_workflow_id
 from connectors.actions.base import EffectRequest
 from connectors.actions.http import HttpActionConnector
@@ -89,7 +90,8 @@ async def call_through_the_ledger(settings: Settings, call: ActionCall) -> Appli
 
 async def ledger_row(database_url: str, key: str) -> effects.EffectRecord:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        record = await effects.find(conn, key)
+        # The run's subject sealed its response: read as the worker does, with the subject keys.
+        record = await effects.find(conn, key, vault=SubjectVault.for_settings(load_settings()))
     assert record is not None, f"no ledger row for {key}"
     return record
 

@@ -308,7 +308,9 @@ class _Refusing:
 
 def _agent(models: dict[str, ModelProvider]) -> AgentActivities:
     # Planning touches no database: the deps need only what the constructor reads.
-    return AgentActivities(cast(ActivityDeps, SimpleNamespace(pool=None, models=models, connectors={})))
+    return AgentActivities(
+        cast(ActivityDeps, SimpleNamespace(pool=None, models=models, connectors={}, subjects=None))
+    )
 
 
 def _plan_request(provider: str) -> PlanRequest:
