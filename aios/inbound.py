@@ -75,11 +75,11 @@ def read_input(model: type[ModelT], inputs: Sequence[Any], what: str) -> ModelT 
     """
     received = describe_inputs(inputs)
     if len(inputs) > 1:
-        problem = f"{what} takes one JSON object, got {len(inputs)} inputs"
+        problem = f"malformed {what}: it takes one JSON object, got {len(inputs)} inputs"
         return InputRefused(received, f"{problem}; {expected(model)}")
     value = inputs[0] if inputs else None
     if isinstance(value, UndecodableInput):
-        problem = f"{what}: the input is not readable JSON ({value.encoding}: {value.problem})"
+        problem = f"malformed {what}: the input is not readable JSON ({value.encoding}: {value.problem})"
         return InputRefused(received, f"{problem}; {expected(model)}")
     try:
         return model.model_validate({} if value is None else value)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 
 from aios.client import AiosClient
 from aios.models.run import RunStatus
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest
-from tests.support.runs import wait_for_state, wait_for_status
+from tests.support.runs import audit_story, wait_for_state, wait_for_status
 
 if TYPE_CHECKING:
     from tests.browser.webui import TemporalWebUi
@@ -38,13 +37,9 @@ async def _wait_listed(client: AiosClient, agent: str, run_id: str, *, within: f
 
 
 async def _approval_audit(client: AiosClient, run_id: str) -> list[tuple[str, str, str, str]]:
-    async with await psycopg.AsyncConnection.connect(client.settings.resolved_database_url) as conn:
-        cursor = await conn.execute(
-            "SELECT actor, action, outcome, coalesce(rationale, '') FROM aios_audit "
-            "WHERE run_id = %s AND actor = 'alice' ORDER BY id",
-            (run_id,),
-        )
-        return [(row[0], row[1], row[2], row[3]) for row in await cursor.fetchall()]
+    """Alice's rows in the run's audit trail, opened with the subject's key."""
+    story = await audit_story(client.settings, run_id)
+    return [(row.actor, row.action, row.outcome, row.rationale) for row in story if row.actor == "alice"]
 
 
 async def test_approve_a_waiting_run_from_the_web_ui(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,17 @@ class Row:
     lost: int = -1  # every run counts as lost until the scenario accounts for it
     seconds: float = 0.0
     notes: str = ""
+    # Seconds from each SIGKILL to the re-attempt of an effect it interrupted, on a live worker.
+    recoveries: list[float] = field(default_factory=list)
+
+    @property
+    def recovery(self) -> str:
+        if not self.recoveries:
+            return "-"
+        ordered = sorted(self.recoveries)
+        p50 = statistics.median(ordered)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        return f"{p50:.1f} / {p95:.1f} ({len(ordered)})"
 
     def __post_init__(self) -> None:
         if self.lost < 0:
@@ -41,12 +53,15 @@ class Report:
         return row
 
     def table(self) -> str:
-        header = "| scenario | runs | completed | compensated | duplicate effects | lost | seconds |"
-        lines = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+        header = (
+            "| scenario | runs | completed | compensated | duplicate effects | lost | seconds "
+            "| recovery p50 / p95 s (kills) |"
+        )
+        lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in self.rows:
             lines.append(
                 f"| {r.scenario} | {r.runs} | {r.completed} | {r.compensated} | {r.duplicates} "
-                f"| {r.lost} | {r.seconds:.1f} |"
+                f"| {r.lost} | {r.seconds:.1f} | {r.recovery} |"
             )
         return "\n".join(lines)
 
@@ -85,6 +100,17 @@ once per Idempotency-Key and counts every application.
   (refused by the client, naming the field, before anything starts), unknown run ids,
   unauthorized approvers, SQL and markup in user text. Each gets a clear error, and the run
   under attack still finishes normally with its effects once.
+- **an operator's loose ends**: `approve` with no input and with two inputs (sent with
+  `temporal workflow signal`, as the Web UI and the CLI can), with bytes that are not UTF-8, and
+  the other shapes a form can send, each refused and recorded while the run keeps waiting; a
+  run terminated with `temporal workflow terminate` while it holds its agent's only slot, whose
+  queued successor must still start and complete; an effect whose outcome stays unknown, which
+  must leave its run waiting `needs_operator` until `aios effects resolve` settles it.
+
+"recovery" is, for each SIGKILL that interrupted an effect, the time from the kill to the
+effect's re-attempt on a live worker (a restarted one, or the survivor), as the effect server
+saw it arrive: the execute activity heartbeats every 0.5 s with a 2 s heartbeat timeout, then
+the retry policy waits 1 s. The count in brackets is how many kills interrupted an effect.
 
 After every scenario the ledger, the audit trail and the runs' records are checked against
 each other and against the server, run by run: every ledger row is final (`succeeded` or

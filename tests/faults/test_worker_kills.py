@@ -46,7 +46,7 @@ KILL_BATCH = 10 if FULL else 5
 SAGA_RUNS = 100 if FULL else 6
 SAGA_BATCH = 10 if FULL else 6
 PAIR_RUNS = 20 if FULL else 4
-# A killed activity is retried once its heartbeat times out (10 s): generous, still bounded.
+# A killed activity is retried once its heartbeat times out (2 s): generous, still bounded.
 SETTLE_SECONDS = 120
 
 
@@ -93,6 +93,7 @@ class KillRig:
     log: Path
     rng: random.Random
     delays: list[float] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)  # time.monotonic() of each SIGKILL
 
     async def run_in_batches(self, manifests: list[AgentManifest], batch: int) -> dict[str, RunStatus | None]:
         """Start each batch, SIGKILL the worker at a seeded moment, start a new one, settle the batch."""
@@ -111,10 +112,15 @@ class KillRig:
             delay = self.rng.uniform(0.0, 2.0)
             self.delays.append(round(delay, 2))
             await asyncio.sleep(delay)
+            self.kills.append(time.monotonic())
             self.workers[-1].kill()
             self.workers.append(WorkerProcess(self.task_queue, self.log))
             outcomes.update(await settle(self.client, run_ids, SETTLE_SECONDS))
         return outcomes
+
+    def recoveries(self) -> list[float]:
+        """For each kill that interrupted an effect: seconds until a live worker re-attempted it."""
+        return [r for kill in self.kills if (r := self.server.retried_after(kill)) is not None]
 
     def _log_tail(self, lines: int = 30) -> str:
         if not self.log.exists():
@@ -138,6 +144,7 @@ async def test_worker_sigkilled_at_random_points_then_restarted(
     row.seconds = time.monotonic() - began
     await account(row, client, effect_server, outcomes)
     retried = await _retried_effects(client, list(outcomes))
+    row.recoveries = rig.recoveries()
     row.notes += (
         f"{len(rig.delays)} kill(s), at {rig.delays} s after the batch's first effect; "
         f"{retried} effect(s) were re-attempted after a kill and still applied once. "
@@ -172,6 +179,7 @@ async def test_a_refused_step_compensates_exactly_once_despite_kills(
     effects_when = {RunStatus.COMPLETED: SAGA_ACTIONS, RunStatus.COMPENSATED: ("reserve", SAGA_UNDO)}
     await account(row, client, effect_server, outcomes, effects_when=effects_when, expected_status=expected)
     undone = effect_server.effects_for(f"/{SAGA_UNDO}")
+    row.recoveries = rig.recoveries()
     retried = await _retried_effects(client, list(outcomes), action=SAGA_UNDO)
     row.notes += (
         f"{sum(refused)} run(s) had their ship refused (422, final), {undone} release(s) applied; "
@@ -201,10 +209,13 @@ async def test_two_workers_on_one_queue_one_killed_the_other_finishes(
     await wait_for_effects(effect_server, 1)
     await asyncio.sleep(rng.uniform(0.2, 1.0))
     victim, survivor = workers[rng.randrange(2)], None
+    killed_at = time.monotonic()
     victim.kill()
     survivor = next(w for w in workers if w is not victim)
     outcomes = await settle(client, run_ids, SETTLE_SECONDS)
     row.seconds = time.monotonic() - began
     assert survivor.alive  # nobody restarted anything: the survivor did all the rest
+    recovered = effect_server.retried_after(killed_at)
+    row.recoveries = [recovered] if recovered is not None else []
     await account(row, client, effect_server, outcomes)
     assert_clean(row, PAIR_RUNS)

@@ -15,7 +15,7 @@ from aios.models.manifest import BudgetSpec, Grade, ModelSpec
 from aios.models.run import RunStatus
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import FAST_SLA, noop_manifest, refund_like_manifest
-from tests.support.runs import wait_for_state, wait_for_status
+from tests.support.runs import audit_story, wait_for_state, wait_for_status
 
 SMALL = {"customer": "c-1", "amount": 40}  # under the approval threshold of 100
 LARGE = {"customer": "c-2", "amount": 250}  # over it: payout needs approval
@@ -30,12 +30,7 @@ async def _audit_outcomes(client: AiosClient, run_id: str) -> list[tuple[str, st
 
 
 async def _audit_rationales(client: AiosClient, run_id: str) -> str:
-    async with await psycopg.AsyncConnection.connect(client.settings.resolved_database_url) as conn:
-        cursor = await conn.execute(
-            "SELECT string_agg(rationale, ' | ') FROM aios_audit WHERE run_id = %s", (run_id,)
-        )
-        row = await cursor.fetchone()
-    return str(row[0]) if row else ""
+    return " | ".join(row.rationale for row in await audit_story(client.settings, run_id))
 
 
 async def test_auto_approved_run_executes_every_step_once(aios_client: AiosClient) -> None:

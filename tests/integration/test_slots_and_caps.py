@@ -34,7 +34,7 @@ from aios.stack.temporal import find_binary
 from tests.integration.test_reconcile import worker_on
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import noop_manifest, refund_like_manifest
-from tests.support.runs import wait_for_status
+from tests.support.runs import audit_story, wait_for_status
 
 AIOS = [sys.executable, "-m", "aios.cli"]
 LARGE = {"customer": "c-2", "amount": 250}  # waits for approval: holds its slot
@@ -186,11 +186,9 @@ async def test_resume_override_day_lets_the_run_past_the_daily_cap(
     assert final.paused_until is None
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         spent, _ = await budget.day_spend(conn, manifest.name)
-        cursor = await conn.execute(
-            "SELECT detail->>'override_day' FROM aios_audit WHERE run_id = %s AND actor = 'alice' "
-            "AND action = 'resume'",
-            (started.run_id,),
-        )
-        recorded = [row[0] for row in await cursor.fetchall()]
+    story = await audit_story(aios_client.settings, started.run_id)
+    recorded = [
+        row.detail.get("override_day") for row in story if (row.actor, row.action) == ("alice", "resume")
+    ]
     assert spent > manifest.budget.tokens_per_day  # past the cap, and counted there
-    assert recorded == ["true"]
+    assert recorded == [True]

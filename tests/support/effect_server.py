@@ -51,6 +51,8 @@ class EffectServer:
     refusals: dict[str, int] = field(default_factory=dict)
     # Set: every lookup answers this status (e.g. 503), so a reconciler can never tell.
     lookup_status: int | None = None
+    # (time.monotonic(), idempotency key) of every POST as it arrives, before any fault.
+    arrivals: list[tuple[float, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -80,6 +82,14 @@ class EffectServer:
         with self.lock:
             return sum(self.applied.values())
 
+    def retried_after(self, moment: float) -> float | None:
+        """Seconds from `moment` (a SIGKILL) to the first re-attempt of an effect that had
+        already arrived before it: how long an interrupted effect waited for a live worker."""
+        with self.lock:
+            before = {key for at, key in self.arrivals if at < moment}
+            again = [at for at, key in self.arrivals if at >= moment and key in before]
+        return min(again) - moment if again else None
+
     def duplicates(self) -> int:
         """Keys whose effect was applied more than once: must always be zero."""
         with self.lock:
@@ -94,6 +104,8 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             key = self.headers.get("Idempotency-Key", "")
+            with state.lock:
+                state.arrivals.append((time.monotonic(), key))
             if self._refuse(key):
                 return
             with state.lock:

@@ -7,8 +7,11 @@ from collections.abc import Callable
 
 from temporalio.client import Client, WorkflowHistory
 
+from aios import audit
 from aios.client import AiosClient
 from aios.models.run import RunState, RunStatus
+from aios.settings import Settings
+from aios.subjects import SubjectVault
 
 POLL_SECONDS = 0.1
 
@@ -43,3 +46,9 @@ async def chain_histories(client: Client, workflow_id: str) -> list[WorkflowHist
         await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
         for execution in executions
     ]
+
+
+async def audit_story(settings: Settings, run_id: str) -> list[audit.AuditRow]:
+    """The run's audit rows in the order it recorded them, sealed values opened with its key."""
+    vault = SubjectVault.for_settings(settings)
+    return await audit.story_from_database(settings.resolved_database_url, run_id, vault=vault)
