@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 from aios.settings import Settings, load_settings
 from aios.stack import temporal
 from aios.temporal_client import connect
+from tests.support.env import child_env
 from tests.support.ports import free_port
 
 AIOS = [sys.executable, "-m", "aios.cli"]
@@ -31,16 +31,15 @@ def own_stack_env() -> Iterator[dict[str, str]]:
     # runs as the `postgres` user, which must reach its cluster directory.
     data_dir = (shared.data_dir / "test-stacks" / uuid.uuid4().hex[:8]).resolve()
     data_dir.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "TEMPORAL_CLI": str(binary.resolve()),
-        "AIOS_DATA_DIR": str(data_dir),
-        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "AIOS_TEMPORAL_UI_PORT": str(free_port()),
-        "AIOS_POSTGRES_PORT": str(free_port()),
-        "AIOS_CODEC_PORT": str(free_port()),
-    }
-    env.pop("AIOS_DATABASE_URL", None)
+    env = child_env(
+        TEMPORAL_CLI=str(binary.resolve()),
+        AIOS_DATA_DIR=str(data_dir),
+        AIOS_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        AIOS_TEMPORAL_UI_PORT=str(free_port()),
+        AIOS_POSTGRES_PORT=str(free_port()),
+        AIOS_CODEC_PORT=str(free_port()),
+        AIOS_DATABASE_URL=None,
+    )
     yield env
     subprocess.run([*AIOS, "dev", "down"], env=env, capture_output=True, check=False)
     shutil.rmtree(data_dir, ignore_errors=True)
