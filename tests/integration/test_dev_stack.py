@@ -113,6 +113,31 @@ async def test_up_status_down_and_runs_survive_a_restart(own_stack_env: dict[str
     assert await _workflow_exists(settings, workflow_id)
 
 
+def test_up_beside_another_checkouts_stack_refuses_in_one_line(own_stack_env: dict[str, str]) -> None:
+    # The module's stack stands for another checkout's: same ports, another data directory.
+    assert _aios(own_stack_env, "dev", "up").returncode == 0
+    other = Path(own_stack_env["AIOS_DATA_DIR"] + "-other")
+    env = {**own_stack_env, "AIOS_DATA_DIR": str(other), "COLUMNS": "80"}
+    result = _aios(env, "dev", "up")
+    assert result.returncode == 1
+    owner = own_stack_env["AIOS_DATA_DIR"]
+    assert result.stderr.splitlines() == [
+        f"error: ports {_port(env['AIOS_TEMPORAL_ADDRESS'])}, {env['AIOS_TEMPORAL_UI_PORT']}, "
+        f"{env['AIOS_POSTGRES_PORT']} and {env['AIOS_CODEC_PORT']} on 127.0.0.1 are served by a stack "
+        f"started from {owner}: stop it, or move this one with AIOS_TEMPORAL_ADDRESS=127.0.0.1:<port>, "
+        "AIOS_TEMPORAL_UI_PORT=<port>, AIOS_POSTGRES_PORT=<port> and AIOS_CODEC_PORT=<port>"
+    ]
+    assert not other.exists()  # nothing adopted, nothing started there
+    status = _aios(env, "dev", "status")
+    assert status.returncode == 1
+    assert status.stdout.count("foreign (started from") == 3
+    assert _aios(own_stack_env, "dev", "status").returncode == 0  # its owner still sees it as its own
+
+
+def _port(address: str) -> str:
+    return address.rsplit(":", 1)[1]
+
+
 def test_busy_port_is_reported_without_a_traceback(own_stack_env: dict[str, str]) -> None:
     env = {**own_stack_env, "AIOS_DATA_DIR": own_stack_env["AIOS_DATA_DIR"] + "-busy"}
     with socket.socket() as squatter:
