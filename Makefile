@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench up down clean compose-check replay-record faults
+.PHONY: setup demo test test-hermetic lint bench up down clean compose-check replay-record faults
 
 setup:
 	@bash infra/local/setup.sh
@@ -19,6 +19,11 @@ demo: up
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite on moved ports from a fresh data directory, and its refusal beside a foreign stack
+# (two checkouts on one machine, README). PYTEST_ARGS narrows the suite run.
+test-hermetic: setup
+	PYTEST_ARGS="$(PYTEST_ARGS)" bash .ci/hermetic
 
 lint: setup
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import urllib.error
@@ -237,7 +238,14 @@ def start(settings: Settings) -> str:
         return f"already running (pid {pid})" if pid else "already running (not started by aios)"
     ensure_port_free(settings.codec_port, "the codec server", "AIOS_CODEC_PORT")
     argv = [sys.executable, "-m", "aios.codec_server", "--port", str(settings.codec_port)]
-    pid = spawn(service, argv)
+    # The settings in force, not only the environment's: its keys live in this data directory,
+    # and `aios dev up` elsewhere reads the data directory back from its environment (stack.owner).
+    env = {
+        **os.environ,
+        "AIOS_DATA_DIR": str(settings.data_dir.resolve()),
+        "AIOS_TEMPORAL_UI_PORT": str(settings.temporal_ui_port),
+    }
+    pid = spawn(service, argv, env=env)
     wait_until(
         lambda: healthy(settings),
         what="the codec server",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -36,6 +35,7 @@ from aios.settings import Settings
 from bench.langgraph_aios import AiosLoop
 from bench.langgraph_common import APPROVAL_AT, loop_manifest
 from tests.support.effect_server import EffectServer, Fault
+from tests.support.env import child_env
 
 CRASH_STEPS = 4
 CRASH_AT = APPROVAL_AT  # the approved step is the one killed mid-effect
@@ -99,7 +99,7 @@ class Child:
     async def spawn(cls, log: Path, *args: str, env: dict[str, str] | None = None) -> Child:
         sink = log.open("ab")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, env={**os.environ, **(env or {})}, stdout=sink, stderr=sink
+            sys.executable, *args, env=env if env is not None else child_env(), stdout=sink, stderr=sink
         )
         return cls(process, log, sink)
 
@@ -133,7 +133,7 @@ async def aios_crash(settings: Settings, logs: Path) -> CrashOutcome:
         CRASH_STEPS, CRASH_AT, name=f"bench-lg-crash-{uuid.uuid4().hex[:8]}", effects_url=server.url
     )
     loop = AiosLoop(await AiosClient.connect(settings), queue)
-    worker_env = {"AIOS_TASK_QUEUE": queue}
+    worker_env = child_env(settings, AIOS_TASK_QUEUE=queue)
     log = logs / "bench-langgraph-crash-aios.log"
     workers = [await Child.spawn(log, "-m", "aios.cli", "worker", env=worker_env)]
     try:

@@ -2,6 +2,7 @@
 
 The session stack uses the project's ordinary settings, so a developer's running
 `aios dev up` is reused; whatever the fixture itself started it stops again at the end.
+A stack on the configured ports that another data directory started is never reused.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from temporalio.client import Client
 from aios import stack
 from aios.settings import Settings, load_settings
 from aios.stack import postgres, temporal
+from aios.stack.owner import describe, foreign_services
 from aios.temporal_client import connect
 
 
@@ -23,6 +25,11 @@ from aios.temporal_client import connect
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     # Embedded vector stores are one process's each: the suite keeps its own, away from .aios.
     settings = load_settings().model_copy(update={"qdrant_path": tmp_path_factory.mktemp("qdrant")})
+    # Another checkout's stack on our ports would be talked to while the at-rest scans read this
+    # checkout's files: stop the whole session at once with the reason, not with scattered failures.
+    foreign = foreign_services(settings)
+    if foreign:
+        pytest.exit("\n".join(describe(foreign)), returncode=pytest.ExitCode.USAGE_ERROR)
     was_running = temporal.healthy(settings) and (
         not settings.postgres_is_local or postgres.running_pid(settings) is not None
     )

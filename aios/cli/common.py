@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Iterable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import psycopg
 import typer
@@ -19,8 +19,12 @@ from aios.server_errors import explain_unbound, postgres_unreachable
 from aios.settings import Settings, load_settings
 from aios.telemetry import configure_tracing
 
+if TYPE_CHECKING:
+    from aios.stack import ServiceState
+
 console = Console(soft_wrap=True)
-error_console = Console(stderr=True)
+# Soft wrap: an error stays one line however narrow the terminal, so it can be read and copied whole.
+error_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
@@ -28,6 +32,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a user-facing error (plain text: brackets in it are not markup) and exit."""
     error_console.print(Text("error: ", style="bold red") + Text(message), highlight=False)
     raise typer.Exit(code)
+
+
+def report_problems(states: Iterable[ServiceState]) -> None:
+    """The one-line problems of `stack.status` (a port another stack holds), under its table."""
+    for state in states:
+        if state.problem:
+            for line in state.problem.splitlines():
+                error_console.print(Text("error: ", style="bold red") + Text(line), highlight=False)
 
 
 def say(message: str, style: str | None = None) -> None:

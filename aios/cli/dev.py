@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from aios import codec_server, stack
-from aios.cli.common import console, fail, settings, table
+from aios.cli.common import console, fail, report_problems, settings, table
 from aios.codec import rotate_key
 from aios.errors import AiosError
 from aios.stack import temporal
@@ -67,14 +67,15 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """Report each service's health; exits 1 when one is down."""
+    """Report each service's health; exits 1 when one is down or another stack's."""
     states = stack.status(settings())
     table(
         "aios local stack",
         ("service", "where", "state"),
         [(s.name, s.location, s.state) for s in states],
     )
-    if any(s.state.startswith(("down", "unreachable")) for s in states):
+    report_problems(states)
+    if any(s.state.startswith(("down", "unreachable", "foreign")) for s in states):
         raise typer.Exit(1)
 
 

@@ -8,7 +8,7 @@ import psycopg
 import typer
 
 from aios import stack
-from aios.cli.common import fail, run, say, settings, table
+from aios.cli.common import fail, report_problems, run, say, settings, table
 from aios.ledger import effects, health
 from aios.tracefile import read_spans, render, trace_of_run
 
@@ -28,7 +28,8 @@ def status() -> None:
     config = settings()
     states = stack.status(config)
     table("services", ("service", "where", "state"), [(s.name, s.location, s.state) for s in states])
-    if any(s.name == "postgres" and s.state.startswith("down") for s in states):
+    report_problems(states)
+    if any(s.name == "postgres" and s.state.startswith(("down", "foreign")) for s in states):
         raise typer.Exit(1)
     rows = run(_query(health.recent))
     if not rows:

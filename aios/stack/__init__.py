@@ -1,7 +1,8 @@
 """The local stack behind `aios dev up | down | status | logs`.
 
 `up` is idempotent: it starts only what is not yet running, waits until each service
-answers, and applies migrations. `down` stops only the processes `up` started.
+answers, and applies migrations. `down` stops only the processes `up` started. A service on
+a configured port that another data directory's stack started is never adopted (stack.owner).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 
 from aios import codec_server
 from aios.codec import key_file, load_keyring
+from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack import postgres, qdrant, temporal
+from aios.stack.owner import Foreign, describe, foreign_services
 from aios.stack.process import terminate
 from aios.store.migrate import migrate, redact_url
 
@@ -25,9 +28,18 @@ class ServiceState:
     name: str
     location: str
     state: str
+    problem: str | None = None  # one line for the operator, shown under the table
+
+
+def refuse_foreign(settings: Settings) -> None:
+    """Raise StackError when another data directory's stack holds a port: one line per owner."""
+    foreign = foreign_services(settings)
+    if foreign:
+        raise StackError("\n".join(describe(foreign)))
 
 
 def up(settings: Settings, progress: Progress) -> list[ServiceState]:
+    refuse_foreign(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The codec server first: the Web UI the dev server serves points at it.
     states = [_up_codec_server(settings), _up_temporal(settings, progress), _up_postgres(settings)]
@@ -77,20 +89,37 @@ def down(settings: Settings) -> list[ServiceState]:
 
 
 def status(settings: Settings) -> list[ServiceState]:
+    foreign = foreign_services(settings)
     return [
-        ServiceState(
-            "temporal",
-            f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})",
-            "healthy" if temporal.healthy(settings) else "down",
+        _unless_foreign(
+            ServiceState(
+                "temporal",
+                f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})",
+                "healthy" if temporal.healthy(settings) else "down",
+            ),
+            [service for service in foreign if service.key in {"temporal", "temporal web ui"}],
         ),
-        ServiceState(
-            "postgres",
-            redact_url(settings.resolved_database_url),
-            asyncio.run(_postgres_health(settings)),
+        _unless_foreign(
+            ServiceState(
+                "postgres",
+                redact_url(settings.resolved_database_url),
+                asyncio.run(_postgres_health(settings)),
+            ),
+            [service for service in foreign if service.key == "postgres"],
         ),
         ServiceState("qdrant", qdrant.describe(settings), qdrant.health(settings)),
-        _codec_server_status(settings),
+        _unless_foreign(
+            _codec_server_status(settings), [service for service in foreign if service.key == "codec server"]
+        ),
     ]
+
+
+def _unless_foreign(state: ServiceState, foreign: list[Foreign]) -> ServiceState:
+    """A port another data directory's stack serves is that stack's, whatever its health says."""
+    if not foreign:
+        return state
+    problem = "\n".join(describe(foreign))
+    return ServiceState(state.name, state.location, foreign[0].state, problem=problem)
 
 
 def _codec_server_status(settings: Settings) -> ServiceState:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from aios.errors import StackError
 
+TCP_LISTEN = "0A"  # the `st` column of /proc/net/tcp for a listening socket
+
 
 @dataclass(frozen=True)
 class ServiceFiles:
@@ -68,6 +70,68 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
+
+
+def listening_pids(port: int) -> set[int]:
+    """The processes holding a socket that listens on `port` (any address), read from Linux /proc.
+
+    Empty when nothing listens, off Linux, or when the holder's fds are not readable by this user.
+    """
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == TCP_LISTEN:
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return set()
+    return {pid for pid in _all_pids() if _holds_any(pid, inodes)}
+
+
+def _all_pids() -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    return []
+
+
+def _holds_any(pid: int, sockets: set[str]) -> bool:
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in sockets:
+                    return True
+    return False
+
+
+def command_line(pid: int) -> list[str]:
+    """The argv of a running process ([] when it cannot be read)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def working_directory(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def environment_variable(pid: int, name: str) -> str | None:
+    """One variable of a running process's start-up environment (None when unset or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = f"{name}=".encode()
+    for entry in raw.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode(errors="replace")
+    return None
 
 
 def ensure_port_free(port: int, service: str, variable: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -19,8 +18,10 @@ from aios.client import AiosClient
 from aios.errors import RunFailed
 from aios.models.manifest import AgentManifest, PolicySpec, RiskClass
 from aios.models.run import RunStatus
+from aios.settings import Settings
 from tests.faults.report import Row
 from tests.support.effect_server import EffectServer
+from tests.support.env import child_env
 from tests.support.manifests import http_action, unique_agent
 
 ACTIONS = ("reserve", "charge", "confirm")
@@ -64,10 +65,8 @@ def saga_manifest(base_url: str, prefix: str, *, ship_refused: bool) -> AgentMan
 class WorkerProcess:
     """`aios worker` as a subprocess on a given queue, so it can be SIGKILLed."""
 
-    def __init__(
-        self, task_queue: str, log: Path | None = None, base_env: dict[str, str] | None = None
-    ) -> None:
-        env = {**(base_env or os.environ), "AIOS_TASK_QUEUE": task_queue}
+    def __init__(self, task_queue: str, log: Path | None = None, settings: Settings | None = None) -> None:
+        env = child_env(settings, AIOS_TASK_QUEUE=task_queue)
         self._log = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aios.cli", "worker"], env=env, stdout=self._log, stderr=self._log

@@ -27,6 +27,7 @@ from aios.stack.process import terminate
 from tests.faults.report import FULL, REPORT, SEED, Row
 from tests.faults.support import WorkerProcess, account, assert_clean, settle, start_runs, wait_for_effects
 from tests.support.effect_server import EffectServer, Fault
+from tests.support.env import child_env
 from tests.support.ports import free_port
 
 pytestmark = [
@@ -48,16 +49,15 @@ def own_stack_env() -> Iterator[dict[str, str]]:
     assert binary is not None, "the session stack fixture builds the Temporal CLI first"
     data_dir = (shared.data_dir / "test-stacks" / f"faults-{uuid.uuid4().hex[:8]}").resolve()
     data_dir.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "TEMPORAL_CLI": str(binary.resolve()),
-        "AIOS_DATA_DIR": str(data_dir),
-        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "AIOS_TEMPORAL_UI_PORT": str(free_port()),
-        "AIOS_POSTGRES_PORT": str(free_port()),
-        "AIOS_CODEC_PORT": str(free_port()),
-    }
-    env.pop("AIOS_DATABASE_URL", None)
+    env = child_env(
+        TEMPORAL_CLI=str(binary.resolve()),
+        AIOS_DATA_DIR=str(data_dir),
+        AIOS_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        AIOS_TEMPORAL_UI_PORT=str(free_port()),
+        AIOS_POSTGRES_PORT=str(free_port()),
+        AIOS_CODEC_PORT=str(free_port()),
+        AIOS_DATABASE_URL=None,
+    )
     up = subprocess.run(
         [*AIOS, "dev", "up"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
@@ -109,7 +109,7 @@ async def test_a_restart_under_in_flight_runs_loses_nothing(
     log = Path(own_stack_env["AIOS_DATA_DIR"]) / f"worker-{service}.log"
     row = REPORT.add(Row(f"{service} restarted under in-flight runs", RESTART_RUNS))
     began = time.monotonic()
-    worker = WorkerProcess(task_queue, log, base_env=own_stack_env)
+    worker = WorkerProcess(task_queue, log, settings=own_settings)
     try:
         client = await AiosClient.connect(own_settings)
         effect_server.faults.extend(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
 from aios.store.migrate import migrate
 from tests.support.effect_server import EffectServer
+from tests.support.env import child_env
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import wait_for_status
 from workers.main import run_worker
@@ -56,7 +56,7 @@ async def scratch_client(
 
 
 def _aios(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "AIOS_DATABASE_URL": database_url}
+    env = child_env(COLUMNS="200", AIOS_DATABASE_URL=database_url)
     return subprocess.run([*AIOS, *args], capture_output=True, text=True, timeout=120, check=False, env=env)
 
 

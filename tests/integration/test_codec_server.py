@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from aios.codec import ENCODING, KEY_ID_METADATA, AesGcmCodec, Keyring, load_keyring
 from aios.settings import Settings
+from tests.support.env import child_env
 from tests.support.ports import free_port
 
 UI_PORT = 18233  # only named in the Origin headers: nothing needs to listen there
@@ -35,9 +35,13 @@ class RunningServer:
 def codec_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir = tmp_path_factory.mktemp("codec-server")
     port = free_port()
-    env = {**os.environ, "AIOS_DATA_DIR": str(data_dir), "AIOS_TEMPORAL_UI_PORT": str(UI_PORT)}
-    for variable in ("AIOS_PAYLOAD_KEYS", "AIOS_PAYLOAD_KEY_FILE", "AIOS_PAYLOAD_ENCRYPTION"):
-        env.pop(variable, None)
+    env = child_env(
+        AIOS_DATA_DIR=str(data_dir),
+        AIOS_TEMPORAL_UI_PORT=str(UI_PORT),
+        AIOS_PAYLOAD_KEYS=None,
+        AIOS_PAYLOAD_KEY_FILE=None,
+        AIOS_PAYLOAD_ENCRYPTION=None,
+    )
     # The key file exists first, so this test knows the key the server encrypts with.
     keyring = load_keyring(Settings(data_dir=data_dir, payload_keys=None, payload_key_file=None))
     log = (data_dir / "server.log").open("wb")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 from aios.settings import Settings, load_settings
 from aios.stack import temporal
 from aios.temporal_client import connect
+from tests.support.env import child_env
 from tests.support.ports import free_port
 
 AIOS = [sys.executable, "-m", "aios.cli"]
@@ -31,16 +31,15 @@ def own_stack_env() -> Iterator[dict[str, str]]:
     # runs as the `postgres` user, which must reach its cluster directory.
     data_dir = (shared.data_dir / "test-stacks" / uuid.uuid4().hex[:8]).resolve()
     data_dir.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "TEMPORAL_CLI": str(binary.resolve()),
-        "AIOS_DATA_DIR": str(data_dir),
-        "AIOS_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
-        "AIOS_TEMPORAL_UI_PORT": str(free_port()),
-        "AIOS_POSTGRES_PORT": str(free_port()),
-        "AIOS_CODEC_PORT": str(free_port()),
-    }
-    env.pop("AIOS_DATABASE_URL", None)
+    env = child_env(
+        TEMPORAL_CLI=str(binary.resolve()),
+        AIOS_DATA_DIR=str(data_dir),
+        AIOS_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        AIOS_TEMPORAL_UI_PORT=str(free_port()),
+        AIOS_POSTGRES_PORT=str(free_port()),
+        AIOS_CODEC_PORT=str(free_port()),
+        AIOS_DATABASE_URL=None,
+    )
     yield env
     subprocess.run([*AIOS, "dev", "down"], env=env, capture_output=True, check=False)
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -112,6 +111,31 @@ async def test_up_status_down_and_runs_survive_a_restart(own_stack_env: dict[str
 
     assert _aios(env, "dev", "up").returncode == 0
     assert await _workflow_exists(settings, workflow_id)
+
+
+def test_up_beside_another_checkouts_stack_refuses_in_one_line(own_stack_env: dict[str, str]) -> None:
+    # The module's stack stands for another checkout's: same ports, another data directory.
+    assert _aios(own_stack_env, "dev", "up").returncode == 0
+    other = Path(own_stack_env["AIOS_DATA_DIR"] + "-other")
+    env = {**own_stack_env, "AIOS_DATA_DIR": str(other), "COLUMNS": "80"}
+    result = _aios(env, "dev", "up")
+    assert result.returncode == 1
+    owner = own_stack_env["AIOS_DATA_DIR"]
+    assert result.stderr.splitlines() == [
+        f"error: ports {_port(env['AIOS_TEMPORAL_ADDRESS'])}, {env['AIOS_TEMPORAL_UI_PORT']}, "
+        f"{env['AIOS_POSTGRES_PORT']} and {env['AIOS_CODEC_PORT']} on 127.0.0.1 are served by a stack "
+        f"started from {owner}: stop it, or move this one with AIOS_TEMPORAL_ADDRESS=127.0.0.1:<port>, "
+        "AIOS_TEMPORAL_UI_PORT=<port>, AIOS_POSTGRES_PORT=<port> and AIOS_CODEC_PORT=<port>"
+    ]
+    assert not other.exists()  # nothing adopted, nothing started there
+    status = _aios(env, "dev", "status")
+    assert status.returncode == 1
+    assert status.stdout.count("foreign (started from") == 3
+    assert _aios(own_stack_env, "dev", "status").returncode == 0  # its owner still sees it as its own
+
+
+def _port(address: str) -> str:
+    return address.rsplit(":", 1)[1]
 
 
 def test_busy_port_is_reported_without_a_traceback(own_stack_env: dict[str, str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from aios.metrics import (
 from aios.models.run import RunStatus
 from aios.settings import Settings
 from tests.support.effect_server import EffectServer
+from tests.support.env import child_env
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import wait_for_status
 
@@ -208,7 +208,7 @@ asyncio.run(main())
 
 async def test_install_metrics_exports_both_through_the_configured_exporter() -> None:
     # In a process of its own: installing replaces the process's default Temporal runtime.
-    env = {**os.environ, "OTEL_METRICS_EXPORTER": "console", "OTEL_METRIC_EXPORT_INTERVAL": "60000"}
+    env = child_env(OTEL_METRICS_EXPORTER="console", OTEL_METRIC_EXPORT_INTERVAL="60000")
     result = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", INSTALLED_WORKER],

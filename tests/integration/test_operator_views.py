@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import uuid
@@ -13,13 +12,14 @@ import psycopg
 from aios.client import AiosClient
 from aios.ledger import effects
 from aios.settings import Settings
+from tests.support.env import child_env
 from tests.support.manifests import noop_manifest
 
 AIOS = [sys.executable, "-m", "aios.cli"]
 
 
 def _aios(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+    env = child_env(COLUMNS="200")
     return subprocess.run([*AIOS, *args], capture_output=True, text=True, timeout=120, check=False, env=env)
 
 

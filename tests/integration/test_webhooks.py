@@ -44,6 +44,7 @@ from tests.integration.test_reconcile import (
     worker_on,
 )
 from tests.support.effect_server import EffectServer, Fault
+from tests.support.env import child_env
 from workflows.reconcile import ReconcileEffectWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,6 +112,7 @@ async def aios_webhook_send(*args: str) -> tuple[int, str]:
         "send",
         *args,
         cwd=REPO,
+        env=child_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from aios.models.manifest import AgentManifest, PolicySpec, RiskClass
 from aios.models.run import RunStatus
 from aios.settings import Settings
 from tests.support.effect_server import EffectServer, Fault
+from tests.support.env import child_env
 from tests.support.manifests import http_action, unique_agent
 
 ACTIONS = ("reserve", "charge", "confirm")
@@ -33,11 +33,10 @@ def _three_step_manifest(base_url: str) -> AgentManifest:
 
 
 class WorkerProcess:
-    def __init__(self, task_queue: str) -> None:
-        env = {**os.environ, "AIOS_TASK_QUEUE": task_queue}
+    def __init__(self, task_queue: str, settings: Settings) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aios.cli", "worker"],
-            env=env,
+            env=child_env(settings, AIOS_TASK_QUEUE=task_queue),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -78,13 +77,13 @@ async def test_sigkill_mid_effect_then_a_new_worker_finishes_with_every_effect_o
     effect_server.faults.extend([Fault(), Fault(hang_seconds=3)])
     client = await AiosClient.connect(stack_settings.model_copy(update={"task_queue": task_queue}))
     manifest = _three_step_manifest(effect_server.url)
-    workers.append(WorkerProcess(task_queue))
+    workers.append(WorkerProcess(task_queue, stack_settings))
     started = await client.start_run(manifest.name, {"customer": "c-7", "amount": 10}, manifest=manifest)
 
     await _wait_for_effects(effect_server, 1)
     await asyncio.sleep(1.0)  # the second call is now in flight
     workers[0].kill()
-    workers.append(WorkerProcess(task_queue))
+    workers.append(WorkerProcess(task_queue, stack_settings))
 
     final = await asyncio.wait_for(client.result(started.run_id), timeout=120)
     assert final.status is RunStatus.COMPLETED

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from aios.settings import Settings
+from tests.support.env import child_env
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -16,7 +17,7 @@ def test_worker_shuts_down_gracefully(
 ) -> None:
     worker = subprocess.Popen(
         [sys.executable, "-m", "aios.cli", "worker"],
-        env={"AIOS_TASK_QUEUE": task_queue, "PATH": "/usr/bin:/bin"},
+        env=child_env(stack_settings, AIOS_TASK_QUEUE=task_queue),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -23,6 +23,7 @@ from aios.memory.vectors import (
     VectorStore,
     holder,
 )
+from tests.support.env import child_env
 
 JAN, FEB, MAR = (datetime(2026, month, 1, tzinfo=UTC) for month in (1, 2, 3))
 ROWS = [
@@ -93,7 +94,12 @@ def test_an_embedded_store_refuses_a_second_process(tmp_path: Path) -> None:
             f"EdgeStore(Path({str(tmp_path / 'shard')!r}), 16)"
         )
         second = subprocess.run(
-            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+            [sys.executable, "-c", probe],
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert second.returncode != 0
         assert "StoreBusy" in second.stderr

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +6,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from aios.tracefile import JsonLinesSpanExporter, read_spans, render, trace_of_run
+from tests.support.env import child_env
 
 
 def _write_run(path: Path, run_id: str) -> None:
@@ -39,8 +39,7 @@ def test_spans_of_a_run_read_back_as_one_tree(tmp_path: Path) -> None:
 def test_aios_trace_prints_the_tree_or_says_where_it_looked(tmp_path: Path) -> None:
     path = tmp_path / "spans.jsonl"
     _write_run(path, "run-2")
-    env = {**os.environ, "AIOS_TRACE_FILE": str(path), "COLUMNS": "200"}
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    env = child_env(AIOS_TRACE_FILE=str(path), COLUMNS="200", OTEL_EXPORTER_OTLP_ENDPOINT=None)
     found = subprocess.run(
         [sys.executable, "-m", "aios.cli", "trace", "run-2"],
         env=env,
