@@ -510,7 +510,10 @@ async def _connect(database_url: str) -> AsyncConnection[Any]:
     try:
         return await psycopg.AsyncConnection.connect(database_url, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise AuditUnavailable(f"cannot reach the audit database: {exc}; is `aios dev up` running?") from exc
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AuditUnavailable(
+            f"cannot reach the audit database: {problem}; is `aios dev up` running?"
+        ) from exc
 
 
 async def _readable(work: Awaitable[T]) -> T:

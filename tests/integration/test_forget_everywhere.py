@@ -11,7 +11,6 @@ effect and webhook event read "[forgotten]"; the other subject reads as before.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import uuid
@@ -33,13 +32,14 @@ from aios.subjects import FORGOTTEN, SubjectVault
 from aios.webhooks import WebhookIngestor, parse_event
 from tests.integration.test_no_plaintext import temporal_files
 from tests.support.effect_server import EffectServer
+from tests.support.env import child_env
 from tests.support.manifests import refund_like_manifest
 from workflows.compaction import CompactionWorkflow
 
 
 def aios_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI in a child process, against this test's stack."""
-    env = {**os.environ, "AIOS_DATABASE_URL": settings.resolved_database_url}
+    env = child_env(settings, AIOS_DATABASE_URL=settings.resolved_database_url)
     return subprocess.run(
         [sys.executable, "-m", "aios.cli", *args],
         check=False,  # the caller asserts on the exit code, with the output in the message

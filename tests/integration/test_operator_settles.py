@@ -12,7 +12,6 @@ subprocess) settles the ledger; the run reads the outcome from the ledger and go
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import uuid
@@ -38,6 +37,7 @@ from tests.integration.test_reconcile import (
     worker_on,
 )
 from tests.support.effect_server import EffectServer, Fault
+from tests.support.env import child_env
 from tests.support.runs import wait_for_state
 
 AIOS = [sys.executable, "-m", "aios.cli"]
@@ -46,7 +46,7 @@ NO_LOOKUP = 405  # the service offers no lookup: only a webhook or the operator 
 
 
 def aios_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+    env = child_env(COLUMNS="200")
     return subprocess.run([*AIOS, *args], capture_output=True, text=True, timeout=120, check=False, env=env)
 
 

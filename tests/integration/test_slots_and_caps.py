@@ -14,7 +14,6 @@ against the budget day the ledger uses (`aios.models.run.next_budget_day`).
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from aios.settings import Settings
 from aios.stack.temporal import find_binary
 from tests.integration.test_reconcile import worker_on
 from tests.support.effect_server import EffectServer
+from tests.support.env import child_env
 from tests.support.manifests import noop_manifest, refund_like_manifest
 from tests.support.runs import audit_story, wait_for_status
 
@@ -166,7 +166,7 @@ async def test_resume_override_day_lets_the_run_past_the_daily_cap(
     started = await aios_client.start_run(manifest.name, {}, manifest=manifest)
     await wait_for_status(aios_client, started.run_id, RunStatus.PAUSED_BUDGET)
 
-    env = {**os.environ, "COLUMNS": "200"}
+    env = child_env(COLUMNS="200")
     resumed = await asyncio.to_thread(
         subprocess.run,
         [*AIOS, "resume", started.run_id, "--override-day", "--as", "alice"],

@@ -9,7 +9,6 @@ takes the run over and it completes with every effect once.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import uuid
@@ -23,6 +22,7 @@ from aios.models.run import RunStatus
 from aios.settings import Settings
 from tests.support.broken_workflows import BROKEN, BrokenApprovals
 from tests.support.effect_server import EffectServer
+from tests.support.env import child_env
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import wait_for_status
 from workers.main import run_worker
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 
 def aios_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "250", "AIOS_TASK_QUEUE": settings.task_queue}
+    env = child_env(settings, COLUMNS="250", AIOS_TASK_QUEUE=settings.task_queue)
     return subprocess.run(
         [sys.executable, "-m", "aios.cli", *args],
         capture_output=True,
