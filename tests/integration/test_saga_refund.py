@@ -11,9 +11,11 @@ import pytest
 from temporalio.client import Client
 
 from aios.client import AiosClient
+from aios.ledger import effects
 from aios.models.manifest import ActionSpec, AgentManifest, PolicySpec, RiskClass
 from aios.models.run import RunStatus
 from aios.settings import Settings
+from aios.subjects import SubjectVault
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.manifests import unique_agent
 from tests.support.stripe_mock import StripeMock
@@ -85,8 +87,15 @@ async def test_a_failed_step_refunds_the_charge_through_stripe(
 
 
 async def _effects(client: AiosClient, run_id: str) -> list[dict[str, Any]]:
+    """The run's effects as the ledger reads them, responses opened with the subject's key."""
+    vault = SubjectVault.for_settings(client.settings)
     async with await psycopg.AsyncConnection.connect(client.settings.resolved_database_url) as conn:
         cursor = await conn.execute(
-            "SELECT action, state, response FROM aios_effects WHERE run_id = %s", (run_id,)
+            "SELECT effect_key, action FROM aios_effects WHERE run_id = %s", (run_id,)
         )
-        return [{"action": a, "state": s, "response": r} for a, s, r in await cursor.fetchall()]
+        found = []
+        for key, action in await cursor.fetchall():
+            record = await effects.find(conn, key, vault=vault)
+            assert record is not None
+            found.append({"action": action, "state": record.state, "response": record.response})
+        return found
