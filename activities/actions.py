@@ -25,7 +25,7 @@ from connectors.actions.base import ActionConnector, EffectRequest
 from connectors.errors import ConnectFailed, ConnectorError, RateLimited, TimeoutError_, TransportError
 
 # The workflow's heartbeat timeout must be a few of these.
-HEARTBEAT_EVERY = timedelta(seconds=0.5)
+HEARTBEAT_EVERY = timedelta(seconds=0.3)
 
 
 class UnknownConnector(Exception):

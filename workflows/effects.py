@@ -33,15 +33,17 @@ with workflow.unsafe.imports_passed_through():
     from connectors import errors as connector_errors
 
 ACTION_TIMEOUT = timedelta(seconds=60)
-# The execute activity heartbeats every 0.5 s: a worker that died mid-call is noticed in 2 s,
-# and the call is retried 1 s later on a live worker (docs/RELIABILITY.md, recovery column).
-# The timeout is an activity option, not a command of its own: changing it needs no patch.
-ACTION_HEARTBEAT_TIMEOUT = timedelta(seconds=2)
+# The execute activity heartbeats every 0.3 s: a worker that died mid-call is noticed within
+# 1.5 s (plus the server's timer lag), and the call is retried 0.25 s later on a live worker
+# (docs/RELIABILITY.md, recovery column). Ten attempts keep the give-up horizon at ~90 s, past
+# a breaker's 30 s cool-down, as eight attempts from 1 s did. Timeouts and retries are activity
+# options, not commands: changing them needs no patch.
+ACTION_HEARTBEAT_TIMEOUT = timedelta(seconds=1.5)
 ACTION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
+    initial_interval=timedelta(seconds=0.25),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
+    maximum_attempts=10,
 )
 # After a connector's final failure the ledger may say "unknown" (some attempt may have applied
 # the effect): a ReconcileEffect child reads the ledger and settles it by asking, never guessing.

@@ -25,8 +25,11 @@ SOAK_RUNS = 500 if FULL else 10
 SOAK_BATCH = 100
 FAULT_RATE = 0.3
 # Per batch: a run's three effects, each retried through 30% faults and, at worst, an open
-# breaker's 30 s cool-downs (Temporal retries up to 8 times, backing off to 30 s).
+# breaker's 30 s cool-downs (Temporal retries up to 10 times, backing off to 30 s).
 SETTLE_SECONDS = 300
+# The whole soak: five batches, each as long as its breaker opens make it (30 s per open; a
+# full-size soak has taken 150 to 600 s); the suite's default of 300 s per test is too short.
+SOAK_TIMEOUT = 1800 if FULL else 300
 
 
 def _connector_faults(rng: random.Random, count: int) -> list[Fault]:
@@ -39,6 +42,7 @@ def _connector_faults(rng: random.Random, count: int) -> list[Fault]:
     return faults
 
 
+@pytest.mark.timeout(SOAK_TIMEOUT)
 async def test_connector_faults_at_30_percent_apply_no_effect_twice(
     aios_client: AiosClient, effect_server: EffectServer, task_queue: str
 ) -> None:

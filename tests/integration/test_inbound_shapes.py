@@ -122,7 +122,8 @@ async def send_signal(settings: Settings, handle: WorkflowHandle[Any, Any], name
 async def send_update(handle: WorkflowHandle[Any, Any], name: str, shape: Shape) -> str:
     """The validator's refusal, as the sender sees it. Through the Python client: an update
     sent with `temporal workflow update execute` (CLI 1.5.1) stalls the worker's workflow task
-    for ~40 s with any input, valid or not, in this SDK version (see docs/RELIABILITY.md)."""
+    for ~40 s with any input, valid or not, in this SDK version (README, "Approving from the
+    Temporal Web UI")."""
     values = shape.values if shape.cli_inputs is None else tuple(json.loads(t) for t in shape.cli_inputs)
     with pytest.raises(WorkflowUpdateFailedError) as failed:
         await handle.execute_update(name, args=values)
