@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from temporalio import workflow
 
@@ -133,7 +133,7 @@ class RunProgress:
     )
 
     @classmethod
-    def resumed(cls, request: RunInput, run_id: str) -> RunProgress:
+    def resumed(cls, request: RunInput, run_id: str) -> Self:
         """A run's state at the start of a history: fresh, or from the previous one's carry."""
         progress = cls(request, run_id, paused=request.start_paused)
         if request.continued is not None:
