@@ -64,8 +64,7 @@ with workflow.unsafe.imports_passed_through():
         next_budget_day,
         reservation_key,
     )
-    from aios.policy import grade_action
-    from aios.queues import runs_inline
+    from aios.policy import grade_action, rides_in_next_think, turns_ahead
 
 
 # A real model on a CPU can take minutes, with the connector's own retries on top.
@@ -239,12 +238,16 @@ class AgentRunWorkflow(OperatorInterface):
         return None
 
     def _chain_length(self, turn: int) -> int:
-        """How many further turns the think activity may take on its own: none in shadow mode
-        or while paused, and never past the next checkpoint or the turn limit."""
-        if not self._chains or self._run.paused or self._run.request.mode != "live":
+        """How many further turns the think activity may take on its own (aios.policy's rule)."""
+        if not self._chains:
             return 0
-        to_checkpoint = CHECKPOINT_TURNS - turn % CHECKPOINT_TURNS - 1
-        return max(0, min(to_checkpoint, self._manifest.turn_limit - turn))
+        return turns_ahead(
+            turn,
+            turn_limit=self._manifest.turn_limit,
+            checkpoint_every=CHECKPOINT_TURNS,
+            live=self._run.request.mode == "live",
+            paused=self._run.paused,
+        )
 
     async def _start_think(self, request: ThinkRequest, deferred: ApprovedAct | None) -> ThinkResult:
         try:
@@ -385,7 +388,7 @@ class AgentRunWorkflow(OperatorInterface):
     async def _act(self, proposal: Proposal, spec: ActionSpec, decided_by: str, *, may_defer: bool) -> None:
         call = action_call(self._run.run_id, proposal, spec)
         act = ApprovedAct(proposal, spec, decided_by, call)
-        if may_defer and self._act_in_think and self._run.fused and runs_inline(call.connector):
+        if may_defer and self._act_in_think and self._run.fused and rides_in_next_think(spec):
             self._deferred = act
             return
         await self._perform(act)
