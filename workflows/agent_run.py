@@ -10,7 +10,8 @@ built in layers, each a module of its own:
 - `AgentRunWorkflow` (here): the turn loop, thinking, acting, compensating, continuing.
 
 Stateless helpers are functions: run_setup.py (slot, recall), effects.py (executing,
-reconciling and undoing an action); run_progress.py holds the run's working state.
+reconciling and undoing an action). run_progress.py holds the run's one state: the workflow
+builds it and hands it to every layer, and continue-as-new carries it field by declared field.
 """
 
 from __future__ import annotations
