@@ -17,7 +17,7 @@ from activities.deps import ActivityDeps
 from activities.memory import describe_run
 from aios.audit import append
 from aios.ledger import budget, runs
-from aios.models.manifest import AgentManifest, Grade
+from aios.models.manifest import AgentManifest
 from aios.models.run import (
     ActionCall,
     ActionResult,
@@ -33,8 +33,7 @@ from aios.models.run import (
     ThinkResult,
     reservation_key,
 )
-from aios.policy import grade_action
-from aios.queues import runs_inline
+from aios.policy import chained_act
 from aios.slots import free_ended_slots
 from aios.subjects import SubjectVault, run_subject
 from aios.telemetry import current_trace_id
@@ -51,7 +50,6 @@ from connectors.model import (
 # A chain of turns in one activity ends after this long: a slow (real) model gets its own
 # local activity per turn, and a retried attempt never redoes more than this.
 CHAIN_SECONDS = 2.0
-APPROVED_OUTRIGHT = frozenset({Grade.AUTO, Grade.AUTO_AND_NOTIFY})
 
 # Extra arguments every tool carries, so the policy can weigh the model's own judgement.
 JUDGEMENT_PROPERTIES: dict[str, Any] = {
@@ -244,23 +242,17 @@ async def _bookkeep(conn: AsyncConnection[Any], request: RecordRequest, subjects
 def chained_turn(request: ThinkRequest, result: ThinkResult) -> ThinkRequest | None:
     """The next turn the think activity may take on its own, or None.
 
-    Only when the plan is one action that the policy approves outright on a connector that
-    does no I/O: the workflow, grading the same proposal under the same manifest, defers the
-    very same act (same step, same effect key) into the very same next turn, and takes this
-    turn's result instead of asking again (it checks the act's key).
+    Only when the plan's act is one the workflow defers into that very turn (the rule is
+    aios.policy's `chained_act`): the workflow, grading the same proposal, defers the very
+    same act (same step, same effect key) and takes this turn's result instead of asking
+    again (it checks the act's key).
     """
-    plan = result.plan
-    if plan is None or plan.done or len(plan.proposals) != 1:
+    if result.plan is None or (result.acted is not None and result.acted.status == "failed"):
         return None
-    if result.acted is not None and result.acted.status == "failed":
+    chained = chained_act(request.plan.manifest, result.plan)
+    if chained is None:
         return None
-    proposed = plan.proposals[0]
-    manifest = request.plan.manifest
-    spec = manifest.actions.get(proposed.action)
-    if spec is None or not runs_inline(spec.connector):
-        return None
-    if grade_action(manifest, proposed).grade not in APPROVED_OUTRIGHT:
-        return None
+    proposed, spec = chained
     run_id, turn = request.plan.run_id, request.plan.turn + 1
     return ThinkRequest(
         plan=request.plan.model_copy(

@@ -1,4 +1,5 @@
-"""Grading proposed actions: risk class x model confidence x amount -> what may happen.
+"""Grading proposed actions: risk class x model confidence x amount -> what may happen;
+and the rule of chained turns, which acts on those grades ahead of the workflow.
 
 Pure and deterministic, so the agent-run workflow calls it directly (passed through the
 sandbox) and a replay grades exactly as the original run did.
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aios.models.manifest import ActionSpec, AgentManifest, Grade, PolicySpec
-from aios.models.run import ProposedAction
+from aios.models.run import PlanResponse, ProposedAction
+from aios.queues import runs_inline
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,45 @@ def may_approve(manifest: AgentManifest, approver: str, *, escalated: bool) -> b
     if escalated:
         allowed |= set(manifest.policy.escalation_approvers)
     return approver in allowed
+
+
+# -- Chained turns: the one rule of the think activity acting ahead of the workflow ------------
+#
+# An approved act on a connector that does no I/O is not run on its own: the workflow defers
+# it into the next turn's think activity, which performs it first (one local activity per
+# step instead of two). The activity may then go on with further turns by itself while each
+# plan is one such act that the policy approves outright: exactly the act the workflow, grading
+# the same proposal under the same manifest, would defer into that very turn. The workflow
+# (workflows/agent_run.py) and the activity (activities/agent.py) both decide through these
+# functions, so the two cannot drift apart.
+
+APPROVED_OUTRIGHT = frozenset({Grade.AUTO, Grade.AUTO_AND_NOTIFY})
+
+
+def rides_in_next_think(spec: ActionSpec) -> bool:
+    """An approved act of this action is performed by the next turn's think, first."""
+    return runs_inline(spec.connector)
+
+
+def chained_act(manifest: AgentManifest, plan: PlanResponse) -> tuple[ProposedAction, ActionSpec] | None:
+    """The act a think activity may perform in a next turn of its own, or None: the plan's
+    only action, approved outright (no person waited for), riding in the next think."""
+    if plan.done or len(plan.proposals) != 1:
+        return None
+    proposed = plan.proposals[0]
+    spec = manifest.actions.get(proposed.action)
+    if spec is None or not rides_in_next_think(spec):
+        return None
+    if grade_action(manifest, proposed).grade not in APPROVED_OUTRIGHT:
+        return None
+    return proposed, spec
+
+
+def turns_ahead(turn: int, *, turn_limit: int, checkpoint_every: int, live: bool, paused: bool) -> int:
+    """How many turns after `turn` a think activity may take on its own: none in shadow mode
+    (nothing is performed) or while paused, and never past the next checkpoint (where the run
+    ends its workflow task or continues as new) or the turn limit."""
+    if not live or paused:
+        return 0
+    to_checkpoint = checkpoint_every - turn % checkpoint_every - 1
+    return max(0, min(to_checkpoint, turn_limit - turn))

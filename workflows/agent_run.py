@@ -10,7 +10,8 @@ built in layers, each a module of its own:
 - `AgentRunWorkflow` (here): the turn loop, thinking, acting, compensating, continuing.
 
 Stateless helpers are functions: run_setup.py (slot, recall), effects.py (executing,
-reconciling and undoing an action); run_progress.py holds the run's working state.
+reconciling and undoing an action). run_progress.py holds the run's one state: the workflow
+builds it and hands it to every layer, and continue-as-new carries it field by declared field.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ from workflows.effects import (
     start_execute,
 )
 from workflows.operator_interface import OperatorInterface
-from workflows.run_progress import ApprovedAct
+from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
-from workflows.saga import Saga
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
@@ -54,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
         PlanResponse,
         Proposal,
         ProposedAction,
-        RunCarry,
         RunInput,
         RunState,
         RunStatus,
@@ -66,8 +65,7 @@ with workflow.unsafe.imports_passed_through():
         next_budget_day,
         reservation_key,
     )
-    from aios.policy import grade_action
-    from aios.queues import runs_inline
+    from aios.policy import grade_action, rides_in_next_think, turns_ahead
 
 
 # A real model on a CPU can take minutes, with the connector's own retries on top.
@@ -100,7 +98,8 @@ class RunAborted(Exception):
 class AgentRunWorkflow(OperatorInterface):
     @workflow.init
     def __init__(self, request: RunInput) -> None:
-        super().__init__(request)
+        # The run's one state, fresh or from the previous history's carry, for every layer.
+        super().__init__(request, RunProgress.resumed(request, workflow.info().workflow_id))
         self._cancelled = False
         self._may_continue = False
         self._act_in_think = False
@@ -109,27 +108,12 @@ class AgentRunWorkflow(OperatorInterface):
         # An approved inline act waits for the next `think`, which performs it first: one local
         # activity per step instead of two. Anything that waits performs it on its own first.
         self._deferred: ApprovedAct | None = None
-        self._saga: Saga[ActionCall] = Saga()
-        if request.continued is not None:
-            self._restore(request.continued)
-
-    def _restore(self, carry: RunCarry) -> None:
-        """The inverse of `_continue_as_new`: every layer's state from the carry."""
-        self._run.restore(carry.state)
-        self._run.step = carry.step
-        self._paused = carry.paused
-        self._resumes = carry.resumes
-        self._extra_tokens = carry.extra_tokens
-        self._extra_cost = carry.extra_cost
-        self._override_day = carry.override_day
-        self._event_count = carry.event_count
 
     # -- the run --------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, request: RunInput) -> RunState:
-        saga = self._saga
-        self._fused = workflow.patched(FUSED_BOOKKEEPING_PATCH)
+        self._run.fused = workflow.patched(FUSED_BOOKKEEPING_PATCH)
         self._may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
         self._act_in_think = workflow.patched(ACT_IN_THINK_PATCH)
         self._chains = workflow.patched(THINK_CHAINS_PATCH)
@@ -139,38 +123,37 @@ class AgentRunWorkflow(OperatorInterface):
         try:
             if request.continued is None:
                 self._event("run", "operator", "start", "started", detail={"mode": request.mode})
-                await acquire_slot(slot, fused=self._fused)
+                await acquire_slot(slot, fused=self._run.fused)
                 self._set_status(RunStatus.RUNNING)
-                self._run.recalled = await recall(self._run.request, fused=self._fused)
+                self._run.recalled = await recall(self._run.request, fused=self._run.fused)
             else:
-                # The slot is still held and the memories recalled: the carry has them.
-                for compensation in request.continued.compensations:
-                    saga.add(compensation)
+                # The slot is still held, the memories recalled and the saga restored: the
+                # carry had them.
                 workflow.set_current_details(self._details())
-            await self._turns(saga)
+            await self._turns()
             self._finish(RunStatus.COMPLETED, self._run.outcome or "done")
         except RunAborted as abort:
-            await self._compensate(saga, str(abort))
+            await self._compensate(str(abort))
         except ActivityError as failure:
-            await self._compensate(saga, f"a step failed: {failure_cause(failure)}")
+            await self._compensate(f"a step failed: {failure_cause(failure)}")
         except ApplicationError as failure:
             # A local activity's final failure arrives as its ApplicationError, unwrapped.
             # Runs from before fused bookkeeping failed here; they must replay the same way.
-            if not self._fused:
+            if not self._run.fused:
                 raise
-            await self._compensate(saga, f"a step failed: {failure_cause(failure)}")
+            await self._compensate(f"a step failed: {failure_cause(failure)}")
         except asyncio.CancelledError:
             self._cancelled = True
-            await self._compensate(saga, "cancelled by the operator")
+            await self._compensate("cancelled by the operator")
         await self._wrap_up(slot)
         if self._cancelled:
             # Ends as Cancelled in Temporal, after compensating and recording everything.
             raise asyncio.CancelledError("cancelled by the operator")
         return self._run.snapshot()
 
-    async def _turns(self, saga: Saga[ActionCall]) -> None:
+    async def _turns(self) -> None:
         for turn in range(self._run.turn + 1, self._manifest.turn_limit + 1):
-            await self._checkpoint(turn, saga)
+            await self._checkpoint(turn)
             self._run.turn = turn
             await self._hold_while_paused()
             plan = await self._think(turn, self._run.recalled)
@@ -184,7 +167,7 @@ class AgentRunWorkflow(OperatorInterface):
                 await self._handle(proposed, may_defer=last)
         self._run.outcome = f"stopped at the turn limit ({self._manifest.turn_limit})"
 
-    async def _checkpoint(self, turn: int, saga: Saga[ActionCall]) -> None:
+    async def _checkpoint(self, turn: int) -> None:
         """Between turns: end the workflow task now and then; continue as new when long."""
         if not self._may_continue:
             return
@@ -193,36 +176,25 @@ class AgentRunWorkflow(OperatorInterface):
         info = workflow.info()
         long = info.get_current_history_length() >= self._run.request.max_history_events
         if long or info.is_continue_as_new_suggested():
-            await self._continue_as_new(saga)
+            await self._continue_as_new()
 
-    async def _continue_as_new(self, saga: Saga[ActionCall]) -> None:
+    async def _continue_as_new(self) -> None:
         await self._perform_deferred()
         await self._record()  # what happened so far is written before the history is closed
         await workflow.wait_condition(workflow.all_handlers_finished)
         request = self._run.request
         previous = request.continued.continuations if request.continued else 0
-        carry = RunCarry(
-            state=self._run.snapshot(),
-            step=self._run.step,
-            paused=self._paused,
-            resumes=self._resumes,
-            extra_tokens=self._extra_tokens,
-            extra_cost=self._extra_cost,
-            override_day=self._override_day,
-            event_count=self._event_count,
-            compensations=saga.pending,
-            continuations=previous + 1,
-        )
+        carry = self._run.carry(continuations=previous + 1)
         workflow.continue_as_new(request.model_copy(update={"continued": carry, "start_paused": False}))
 
     async def _hold_while_paused(self) -> None:
-        if not self._paused:
+        if not self._run.paused:
             return
         await self._perform_deferred()  # approved before the pause: done, not left hanging
         previous = self._run.status
         self._set_status(RunStatus.PAUSED)
         await self._record()
-        await workflow.wait_condition(lambda: not self._paused)
+        await workflow.wait_condition(lambda: not self._run.paused)
         await self._acknowledge()
         self._set_status(previous)
 
@@ -237,8 +209,8 @@ class AgentRunWorkflow(OperatorInterface):
                 request = ThinkRequest(
                     plan=self._plan_request(turn, memories, deferred),
                     budget=budget,
-                    record=self._record_request() if self._fused else None,
-                    settle_later=self._fused,
+                    record=self._record_request() if self._run.fused else None,
+                    settle_later=self._run.fused,
                     act=deferred.call if deferred else None,
                     chain=self._chain_length(turn),
                     next_step=self._run.step + 1,
@@ -251,8 +223,8 @@ class AgentRunWorkflow(OperatorInterface):
             if plan is not None:
                 self._run.tokens += plan.tokens_used
                 self._run.cost += plan.cost
-                if self._fused:
-                    self._unsettled = Settlement(
+                if self._run.fused:
+                    self._run.unsettled = Settlement(
                         reservation_key=budget.reservation_key, tokens=plan.tokens_used, cost=plan.cost
                     )
                 return plan
@@ -267,12 +239,16 @@ class AgentRunWorkflow(OperatorInterface):
         return None
 
     def _chain_length(self, turn: int) -> int:
-        """How many further turns the think activity may take on its own: none in shadow mode
-        or while paused, and never past the next checkpoint or the turn limit."""
-        if not self._chains or self._paused or self._run.request.mode != "live":
+        """How many further turns the think activity may take on its own (aios.policy's rule)."""
+        if not self._chains:
             return 0
-        to_checkpoint = CHECKPOINT_TURNS - turn % CHECKPOINT_TURNS - 1
-        return max(0, min(to_checkpoint, self._manifest.turn_limit - turn))
+        return turns_ahead(
+            turn,
+            turn_limit=self._manifest.turn_limit,
+            checkpoint_every=CHECKPOINT_TURNS,
+            live=self._run.request.mode == "live",
+            paused=self._run.paused,
+        )
 
     async def _start_think(self, request: ThinkRequest, deferred: ApprovedAct | None) -> ThinkResult:
         try:
@@ -297,7 +273,7 @@ class AgentRunWorkflow(OperatorInterface):
 
     async def _pause_for_budget(self, grant: BudgetGrant) -> None:
         # Counted before recording: a resume sent the moment the pause is visible must count.
-        resumes = self._resumes
+        resumes = self._run.resumes
         until = self._budget_day_turns(grant)
         self._event(
             f"turn-{self._run.turn}",
@@ -311,7 +287,7 @@ class AgentRunWorkflow(OperatorInterface):
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
         if until is None:
-            await workflow.wait_condition(lambda: self._resumes > resumes)
+            await workflow.wait_condition(lambda: self._run.resumes > resumes)
         else:
             await self._wait_for_budget_day(until, resumes)
         self._run.paused_until = None
@@ -328,7 +304,7 @@ class AgentRunWorkflow(OperatorInterface):
     async def _wait_for_budget_day(self, until: datetime, resumes: int) -> None:
         """A durable timer to the next budget day; the operator may resume sooner."""
         try:
-            await workflow.wait_condition(lambda: self._resumes > resumes, timeout=until - workflow.now())
+            await workflow.wait_condition(lambda: self._run.resumes > resumes, timeout=until - workflow.now())
         except TimeoutError:
             self._event(
                 f"turn-{self._run.turn}",
@@ -359,11 +335,11 @@ class AgentRunWorkflow(OperatorInterface):
             reservation_key=reservation_key(self._run.run_id, turn),
             tokens=estimate,
             cost=estimate / 1000 * model.cost_per_1k_tokens,
-            tokens_per_run=budget.tokens_per_run + self._extra_tokens,
-            cost_per_run=budget.cost_per_run + self._extra_cost,
+            tokens_per_run=budget.tokens_per_run + self._run.extra_tokens,
+            cost_per_run=budget.cost_per_run + self._run.extra_cost,
             tokens_per_day=budget.tokens_per_day,
             cost_per_day=budget.cost_per_day,
-            override_day=self._override_day,
+            override_day=self._run.override_day,
         )
 
     # -- one proposed action --------------------------------------------------------------
@@ -413,7 +389,7 @@ class AgentRunWorkflow(OperatorInterface):
     async def _act(self, proposal: Proposal, spec: ActionSpec, decided_by: str, *, may_defer: bool) -> None:
         call = action_call(self._run.run_id, proposal, spec)
         act = ApprovedAct(proposal, spec, decided_by, call)
-        if may_defer and self._act_in_think and self._fused and runs_inline(call.connector):
+        if may_defer and self._act_in_think and self._run.fused and rides_in_next_think(spec):
             self._deferred = act
             return
         await self._perform(act)
@@ -427,7 +403,7 @@ class AgentRunWorkflow(OperatorInterface):
     async def _perform(self, act: ApprovedAct) -> None:
         reconciled: ReconcileResult | None = None
         try:
-            result = await start_execute(act.call, fused=self._fused)
+            result = await start_execute(act.call, fused=self._run.fused)
         except (ActivityError, ApplicationError) as failure:  # regular or local activity
             reconciled = await self._reconcile(act.call, failure)
             if reconciled is not None and in_doubt(reconciled):
@@ -453,7 +429,8 @@ class AgentRunWorkflow(OperatorInterface):
     def _step_done(self, act: ApprovedAct, result: ActionResult, reconciled: ReconcileResult | None) -> None:
         step, proposed, grade, call = act.proposal.step, act.proposal.proposed, act.proposal.grade, act.call
         if act.spec.compensation is not None:
-            self._saga.add(compensation_call(self._manifest, call, act.spec.compensation, result.response))
+            undo = compensation_call(self._manifest, call, act.spec.compensation, result.response)
+            self._run.saga.add(undo)
         self._add_step(
             step,
             proposed.action,
@@ -496,7 +473,7 @@ class AgentRunWorkflow(OperatorInterface):
         await self._record()
         try:
             while True:
-                nudges = self._effect_nudges  # taken before reading: a nudge during the read counts
+                nudges = self._run.effect_nudges  # taken before reading: a nudge during the read counts
                 reading = await read_ledger(call.effect_key)
                 if reading.ledger_state in ("succeeded", "failed"):
                     break
@@ -507,7 +484,7 @@ class AgentRunWorkflow(OperatorInterface):
         return settled_by_operator(call.effect_key, reading)
 
     def _nudged_since(self, nudges: int) -> bool:
-        return self._effect_nudges > nudges
+        return self._run.effect_nudges > nudges
 
     async def _reconcile(
         self, call: ActionCall, failure: ActivityError | ApplicationError
@@ -526,10 +503,10 @@ class AgentRunWorkflow(OperatorInterface):
 
     # -- the end: compensation and wrap-up ------------------------------------------------
 
-    async def _compensate(self, saga: Saga[ActionCall], reason: str) -> None:
+    async def _compensate(self, reason: str) -> None:
         self._set_status(RunStatus.COMPENSATING)
         self._event("saga", "policy", "compensate", "started", rationale=reason)
-        outcomes = await saga.compensate(self._run_compensation)
+        outcomes = await self._run.saga.compensate(self._run_compensation)
         failed = [outcome.compensation.step for outcome in outcomes if not outcome.succeeded]
         for outcome in outcomes:
             call = outcome.compensation
@@ -541,7 +518,7 @@ class AgentRunWorkflow(OperatorInterface):
             self._finish(RunStatus.COMPENSATED, reason)
 
     async def _run_compensation(self, call: ActionCall) -> None:
-        await self._despite_cancellation(start_execute(call, fused=self._fused))
+        await self._despite_cancellation(start_execute(call, fused=self._run.fused))
 
     async def _despite_cancellation(self, work: asyncio.Future[T]) -> T:
         """Undo and bookkeeping are never abandoned halfway: a cancel waits for them to finish."""
@@ -552,7 +529,7 @@ class AgentRunWorkflow(OperatorInterface):
             return await work
 
     async def _wrap_up(self, slot: SlotRequest) -> None:
-        if not self._fused:
+        if not self._run.fused:
             await self._despite_cancellation(
                 workflow.start_activity_method(
                     AgentActivities.release_slot, slot, start_to_close_timeout=BOOKKEEPING_TIMEOUT
@@ -562,4 +539,4 @@ class AgentRunWorkflow(OperatorInterface):
             asyncio.ensure_future(workflow.wait_condition(workflow.all_handlers_finished))
         )
         # Fused: the last record frees the slot in its own transaction.
-        await self._despite_cancellation(self._start_record(release=slot if self._fused else None))
+        await self._despite_cancellation(self._start_record(release=slot if self._run.fused else None))

@@ -9,11 +9,11 @@ late or duplicate one is refused with a reason and recorded, and the run goes on
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
 
 from temporalio import workflow
 
 from workflows.bookkeeping import RunBookkeeping
+from workflows.run_progress import Verdict
 
 with workflow.unsafe.imports_passed_through():
     from aios.models.run import (
@@ -22,25 +22,19 @@ with workflow.unsafe.imports_passed_through():
         PendingApproval,
         ProposedAction,
         RefusedDecision,
-        RunInput,
         RunStatus,
     )
     from aios.policy import may_approve
 
-Verdict = Literal["approve", "reject"]
 RECEIVED_EXCERPT = 300
 
 
 class ApprovalGate(RunBookkeeping):
-    def __init__(self, request: RunInput) -> None:
-        super().__init__(request)
-        self._verdict: tuple[Verdict, str, str] | None = None
-
     async def _gate(self, step: int, proposed: ProposedAction) -> tuple[bool, str]:
         policy = self._manifest.policy
         sla = policy.sla
         since = workflow.now()
-        self._verdict = None
+        self._run.verdict = None
         self._run.pending = PendingApproval(
             step=step,
             action=proposed.action,
@@ -65,12 +59,12 @@ class ApprovalGate(RunBookkeeping):
             (sla.expire_after, "expire"),
         ):
             await self._wait_for_verdict(since + deadline - workflow.now())
-            if self._verdict is not None:
+            if self._run.verdict is not None:
                 break
             await self._sla_phase(phase, step)
-        assert self._verdict is not None  # the expire phase always sets one
+        assert self._run.verdict is not None  # the expire phase always sets one
         await self._acknowledge()
-        verdict, approver, note = self._verdict
+        verdict, approver, note = self._run.verdict
         self._run.pending = None
         self._set_status(RunStatus.RUNNING)
         self._event(f"step-{step}", approver, proposed.action, verdict, rationale=note)
@@ -82,14 +76,14 @@ class ApprovalGate(RunBookkeeping):
         Local activities keep a workflow task open, and an update's result leaves with the
         task: without this, `aios approve` would wait for every inline step after the gate.
         """
-        if self._fused:
+        if self._run.fused:
             await self._end_workflow_task()
 
     async def _wait_for_verdict(self, remaining: timedelta) -> None:
         if remaining <= timedelta(0):
             return
         try:
-            await workflow.wait_condition(lambda: self._verdict is not None, timeout=remaining)
+            await workflow.wait_condition(lambda: self._run.verdict is not None, timeout=remaining)
         except TimeoutError:
             return
 
@@ -111,7 +105,7 @@ class ApprovalGate(RunBookkeeping):
             self._run.pending = pending.model_copy(update={"escalated": True, "approvers": approvers})
             self._event(f"step-{step}", "policy", "escalate", "escalated", detail={"approvers": approvers})
         else:
-            self._verdict = (policy.sla.on_expiry, "policy:sla-expired", "the approval window expired")
+            self._run.verdict = (policy.sla.on_expiry, "policy:sla-expired", "the approval window expired")
         await self._record()
 
     def _decide(self, verdict: Verdict, decision: Decision) -> DecisionOutcome:
@@ -122,11 +116,11 @@ class ApprovalGate(RunBookkeeping):
             self._refuse(f"{verdict} {decision.model_dump_json()}", refusal)
             return DecisionOutcome(accepted=False, reason=refusal, step=decision.step)
         assert pending is not None
-        self._verdict = (verdict, decision.approver, decision.note)
+        self._run.verdict = (verdict, decision.approver, decision.note)
         return DecisionOutcome(accepted=True, reason=f"{verdict}d step {pending.step}", step=pending.step)
 
     def _refusal(self, decision: Decision, pending: PendingApproval | None) -> str:
-        if pending is None or self._verdict is not None:
+        if pending is None or self._run.verdict is not None:
             return "no approval is pending (a late or duplicate decision changes nothing)"
         if decision.step is not None and decision.step != pending.step:
             return f"step {decision.step} is not waiting for approval; step {pending.step} is"

@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
         RecordRequest,
         RunInput,
         RunStatus,
-        Settlement,
         SlotRequest,
         StepRecord,
         StepStatus,
@@ -41,14 +40,10 @@ TIMER_CHECKPOINT = timedelta(milliseconds=1)
 
 
 class RunBookkeeping:
-    def __init__(self, request: RunInput) -> None:
-        self._run = RunProgress(request, workflow.info().workflow_id)
+    def __init__(self, request: RunInput, run: RunProgress) -> None:
+        # The run's one state, shared by every layer: see run_progress.py.
+        self._run = run
         self._manifest = request.manifest
-        # Set by the run from its patch before its first command; False until then.
-        self._fused = False
-        self._events: list[AuditEventRef] = []
-        self._event_count = 0
-        self._unsettled: Settlement | None = None
 
     def _set_status(self, status: RunStatus) -> None:
         if status is self._run.status:
@@ -124,10 +119,10 @@ class RunBookkeeping:
         rationale: str = "",
         detail: dict[str, Any] | None = None,
     ) -> None:
-        self._event_count += 1
-        self._events.append(
+        self._run.event_count += 1
+        self._run.events.append(
             AuditEventRef(
-                key=f"{self._run.run_id}/e{self._event_count}",
+                key=f"{self._run.run_id}/e{self._run.event_count}",
                 step=step,
                 actor=actor,
                 action=action,
@@ -152,7 +147,7 @@ class RunBookkeeping:
 
     async def _step_recorded(self) -> None:
         """A finished step's record: now, or (fused) with the next turn's reservation."""
-        if not self._fused:
+        if not self._run.fused:
             await self._record()
 
     def _start_record(self, release: SlotRequest | None = None) -> asyncio.Future[None]:
@@ -162,8 +157,8 @@ class RunBookkeeping:
 
     def _record_request(self, release: SlotRequest | None = None) -> RecordRequest:
         """Everything not yet written: the events since the last record, the state, the usage."""
-        events, self._events = self._events, []
-        settle, self._unsettled = self._unsettled, None
+        events, self._run.events = self._run.events, []
+        settle, self._run.unsettled = self._run.unsettled, None
         return RecordRequest(
             state=self._run.snapshot(),
             task=self._run.request.task,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-from workflows.approval_gate import ApprovalGate, Verdict
+from workflows.approval_gate import ApprovalGate
 from workflows.inbound import inbound_signal, inbound_update
+from workflows.run_progress import Verdict
 
 with workflow.unsafe.imports_passed_through():
     from aios.inbound import InputRefused
@@ -28,21 +29,11 @@ with workflow.unsafe.imports_passed_through():
         EffectResolution,
         PauseRequest,
         ResumeRequest,
-        RunInput,
         RunState,
     )
 
 
 class OperatorInterface(ApprovalGate):
-    def __init__(self, request: RunInput) -> None:
-        super().__init__(request)
-        self._paused = request.start_paused
-        self._resumes = 0
-        self._extra_tokens = 0
-        self._extra_cost = 0.0
-        self._override_day = False  # this run's remaining turns may go past the daily caps
-        self._effect_nudges = 0  # `effect_resolved` signals taken: the waiting run reads the ledger
-
     @inbound_signal("approve", Decision, description='Approve the waiting step: {"approver": "<name>"}')
     async def approve_signal(self, decision: Decision) -> None:
         await self._signalled_decision("approve", decision)
@@ -69,7 +60,7 @@ class OperatorInterface(ApprovalGate):
     def _decision_may_matter(self, request: DecisionRequest) -> None:
         # Refused by the validator, nothing enters history: only requests that could matter.
         pending = self._run.pending
-        if pending is None or self._verdict is not None:
+        if pending is None or self._run.verdict is not None:
             raise ValueError("no approval is pending for this run (a late or duplicate decision)")
         if request.decision.step is not None and request.decision.step != pending.step:
             raise ValueError(
@@ -78,19 +69,19 @@ class OperatorInterface(ApprovalGate):
 
     @inbound_signal("pause", PauseRequest, description='Hold the run before its next step: {"by": "<name>"}')
     async def pause_signal(self, request: PauseRequest) -> None:
-        if not self._paused:
-            self._paused = True
+        if not self._run.paused:
+            self._run.paused = True
             self._event("control", request.by, "pause", "requested", rationale=request.reason)
             await self._record()
 
     @inbound_signal("resume", ResumeRequest, description='Go on after a pause: {"by": "<name>"}')
     async def resume_signal(self, request: ResumeRequest) -> None:
-        self._paused = False
-        self._extra_tokens += request.extra_tokens
-        self._extra_cost += request.extra_cost
-        self._resumes += 1
-        if request.override_day and not self._override_day:
-            self._override_day = True
+        self._run.paused = False
+        self._run.extra_tokens += request.extra_tokens
+        self._run.extra_cost += request.extra_cost
+        self._run.resumes += 1
+        if request.override_day and not self._run.override_day:
+            self._run.override_day = True
             self._run.day_cap_override = DayCapOverride(by=request.by, at=workflow.now())
         self._event(
             "control",
@@ -117,7 +108,7 @@ class OperatorInterface(ApprovalGate):
         """`aios effects resolve` settled one of this run's effects in the ledger: a nudge, so a
         run waiting on it reads the ledger again (the ledger, not this signal, is the truth)."""
         if resolution.effect_key.startswith(f"{self._run.run_id}/"):
-            self._effect_nudges += 1
+            self._run.effect_nudges += 1
             self._event(
                 "effect",
                 resolution.by,

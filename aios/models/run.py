@@ -396,7 +396,11 @@ class ThinkRequest(Payload):
 
 
 class RunCarry(Payload):
-    """What a run hands to its continuation (continue-as-new): everything its code keeps."""
+    """What a run hands to its continuation (continue-as-new): everything its code keeps.
+
+    Built and read by iterating workflows/run_progress.py's `carried` fields: a field there
+    is a field here of the same name, with a default so carries already in flight still read.
+    """
 
     state: RunState
     step: int = Field(ge=0, description="the last step number used")

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from aios.models.manifest import AgentManifest, Grade, PolicySpec
-from aios.models.run import ProposedAction
-from aios.policy import grade_action, may_approve
+from aios.models.run import PlanResponse, ProposedAction
+from aios.policy import chained_act, grade_action, may_approve, rides_in_next_think, turns_ahead
 
 CONFIDENT = 0.9
 
@@ -200,3 +200,51 @@ def test_negative_amount_is_forbidden_and_missing_amount_goes_to_a_person() -> N
 def test_policy_thresholds_must_be_ordered() -> None:
     with pytest.raises(ValidationError, match="auto_max_risk <= notify_max_risk < forbidden_min_risk"):
         PolicySpec(approvers=["a"], auto_max_risk="high", notify_max_risk="medium")
+
+
+# -- chained turns -------------------------------------------------------------------------
+
+
+def inline_desk() -> AgentManifest:
+    """The policy desk with its low and medium risk actions on the inline `noop` connector."""
+    desk = manifest()
+    actions = {
+        name: spec.model_copy(update={"connector": "noop"}) if name != "issue_refund" else spec
+        for name, spec in desk.actions.items()
+    }
+    return desk.model_copy(update={"actions": actions})
+
+
+def plan_of(*actions: str, done: bool = False) -> PlanResponse:
+    proposals = [ProposedAction(action=action, confidence=CONFIDENT) for action in actions]
+    return PlanResponse(done=done, proposals=proposals, model="m", offline=True, tokens_used=1, cost=0)
+
+
+def test_a_plan_of_one_inline_act_approved_outright_is_chained() -> None:
+    for action in ("lookup_customer", "send_reply"):  # auto, and auto-and-notify
+        chained = chained_act(inline_desk(), plan_of(action))
+        assert chained is not None
+        proposed, spec = chained
+        assert proposed.action == action and rides_in_next_think(spec)
+
+
+def test_no_chain_past_what_the_workflow_would_defer_without_a_person() -> None:
+    desk = inline_desk()
+    assert chained_act(desk, plan_of("lookup_customer", "send_reply")) is None  # two acts
+    assert chained_act(desk, plan_of(done=True)) is None
+    assert chained_act(desk, plan_of("close_account")) is None  # forbidden
+    assert chained_act(desk, plan_of("issue_refund")) is None  # needs approval, not inline
+    assert chained_act(desk, plan_of("unknown_action")) is None
+    assert chained_act(manifest(), plan_of("lookup_customer")) is None  # a connector with I/O
+
+
+def ahead(turn: int, *, turn_limit: int = 100, live: bool = True, paused: bool = False) -> int:
+    return turns_ahead(turn, turn_limit=turn_limit, checkpoint_every=50, live=live, paused=paused)
+
+
+def test_turns_ahead_stop_before_the_checkpoint_and_at_the_turn_limit() -> None:
+    assert ahead(1) == 48  # turn 50 is the checkpoint: the workflow takes it
+    assert ahead(49) == 0
+    assert ahead(51, turn_limit=53) == 2
+    assert ahead(1, live=False) == 0
+    assert ahead(1, paused=True) == 0
