@@ -43,6 +43,7 @@ from workflows.saga import Saga
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
     from activities.reconcile import ReconcileResult
+    from aios.errors import ActionFailed, ActMissing, RunAborted, application_error
     from aios.models.manifest import ActionSpec, Grade
     from aios.models.run import (
         ActionCall,
@@ -90,10 +91,6 @@ BUDGET_DAY_TURNS_PATCH = "budget-day-turns"
 CHECKPOINT_TURNS = 50
 
 T = TypeVar("T")
-
-
-class RunAborted(Exception):
-    """The run cannot go on (an action was rejected); finished steps are compensated."""
 
 
 @workflow.defn(name="AgentRun")
@@ -289,10 +286,13 @@ class AgentRunWorkflow(OperatorInterface):
 
     def _acted(self, act: ApprovedAct, result: ActionResult | None) -> None:
         if result is None:
-            raise ApplicationError("think returned no outcome for its act", type="ActMissing")
+            raise application_error(ActMissing, "think returned no outcome for its act", non_retryable=False)
         if result.status == "failed":
             self._step_failed(act, result.error, None)
-            raise ApplicationError(result.error, type=result.error_type or "ActionFailed", non_retryable=True)
+            # The act's own failure type when it has one (EffectConflict, ClientError...).
+            raise ApplicationError(
+                result.error, type=result.error_type or ActionFailed.__name__, non_retryable=True
+            )
         self._step_done(act, result, None)
 
     async def _pause_for_budget(self, grant: BudgetGrant) -> None:
