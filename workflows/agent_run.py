@@ -39,6 +39,13 @@ from workflows.operator_interface import OperatorInterface
 from workflows.run_progress import ApprovedAct
 from workflows.run_setup import acquire_slot, recall
 from workflows.saga import Saga
+from workflows.versions import (
+    ACT_IN_THINK_PATCH,
+    BUDGET_DAY_TURNS_PATCH,
+    CONTINUE_AS_NEW_PATCH,
+    FUSED_BOOKKEEPING_PATCH,
+    THINK_CHAINS_PATCH,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
@@ -73,21 +80,9 @@ with workflow.unsafe.imports_passed_through():
 
 # A real model on a CPU can take minutes, with the connector's own retries on top.
 THINK_TIMEOUT = timedelta(minutes=5)
-# Cheap work stays inside the workflow task: slot, recall and inline connectors run as local
-# activities, and a step's bookkeeping (settlement, state mirror, audit rows) rides in the
-# next turn's reservation transaction instead of three transactions of its own.
-FUSED_BOOKKEEPING_PATCH = "fused-bookkeeping"
-# A long run hands its state to a fresh history (same workflow id) before Temporal's limits,
-# and ends its workflow task every CHECKPOINT_TURNS turns: inline steps otherwise keep one
-# task open, which delays queries and holds every step's marker for a single large commit.
-CONTINUE_AS_NEW_PATCH = "continue-as-new"
-# An approved inline act rides in the next think: one local activity per step instead of two.
-ACT_IN_THINK_PATCH = "act-in-think"
-# ... and the think activity goes on with the next turns while each plan is one action the
-# policy approves outright on an inline connector: a chain of cheap steps, one local activity.
-THINK_CHAINS_PATCH = "think-chains"
-# A run paused on its agent's daily cap resumes by itself when the budget day turns.
-BUDGET_DAY_TURNS_PATCH = "budget-day-turns"
+# A continuing run ends its workflow task every this many turns (versions.py, continue-as-new):
+# inline steps otherwise keep one task open, which delays queries and holds every step's
+# marker for a single large commit.
 CHECKPOINT_TURNS = 50
 
 T = TypeVar("T")

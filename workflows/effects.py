@@ -22,6 +22,7 @@ from temporalio.exceptions import (
 )
 
 from workflows.reconcile import ReconcileEffectWorkflow
+from workflows.versions import OPERATOR_SETTLES_PATCH, RECONCILE_PATCH
 
 with workflow.unsafe.imports_passed_through():
     from activities.actions import ActionActivities
@@ -43,12 +44,6 @@ ACTION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
 )
-# After a connector's final failure the ledger may say "unknown" (some attempt may have applied
-# the effect): a ReconcileEffect child reads the ledger and settles it by asking, never guessing.
-RECONCILE_PATCH = "reconcile-unknown-effects"
-# When the reconciler gives up, the run waits for the operator (`aios effects resolve`) instead
-# of compensating an effect that may have happened.
-OPERATOR_SETTLES_PATCH = "operator-settles-unknown-effects"
 LEDGER_READ_TIMEOUT = timedelta(seconds=30)
 # The operator's answer is in the ledger: reading it is retried until Postgres answers.
 LEDGER_READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
