@@ -57,5 +57,5 @@ class CompactionActivities:
     async def undo(self, request: UndoRequest) -> UndoResult:
         try:
             return await self._compactor().undo(request.compaction_id)
-        except LookupError as exc:
+        except CompactionNotFound as exc:
             raise application_error(CompactionNotFound, str(exc), non_retryable=True) from exc

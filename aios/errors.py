@@ -159,8 +159,8 @@ class CompactionUnavailable(AiosError):
     exit_code = 2
 
 
-class CompactionNotFound(AiosError):
-    """No compaction has the given id: there is nothing to undo."""
+class CompactionNotFound(AiosError, LookupError):
+    """No compaction has the given id: there is nothing to undo. A LookupError too, as it was."""
 
 
 class ActMissing(AiosError):
