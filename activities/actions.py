@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
+from aios.errors import EffectConflict, EffectFailed, UnknownConnector, application_error
 from aios.ledger import effects
 from aios.models.run import ActionCall, ActionResult
 from aios.telemetry import tracer
@@ -26,10 +27,6 @@ from connectors.errors import ConnectFailed, ConnectorError, RateLimited, Timeou
 
 # The workflow's heartbeat timeout must be a few of these.
 HEARTBEAT_EVERY = timedelta(seconds=0.3)
-
-
-class UnknownConnector(Exception):
-    """The manifest names a connector this worker does not have."""
 
 
 class ActionActivities:
@@ -52,8 +49,8 @@ class ActionActivities:
                     request=_request_fingerprint(call),
                     vault=self._subjects,
                 )
-            except effects.EffectConflict as exc:
-                raise ApplicationError(str(exc), non_retryable=True, type=type(exc).__name__) from exc
+            except EffectConflict as exc:
+                raise application_error(EffectConflict, str(exc), non_retryable=True) from exc
         if record.finished:
             return _replayed(record)
         return await self._perform(connector, call, record.state)
@@ -61,10 +58,10 @@ class ActionActivities:
     def _connector(self, name: str) -> ActionConnector:
         connector = self._connectors.get(name)
         if connector is None:
-            raise ApplicationError(
+            raise application_error(
+                UnknownConnector,
                 f"connector {name!r} is not configured in this worker; available: {sorted(self._connectors)}",
                 non_retryable=True,
-                type=UnknownConnector.__name__,
             )
         return connector
 
@@ -174,8 +171,8 @@ def _request_fingerprint(call: ActionCall) -> dict[str, Any]:
 
 def _replayed(record: effects.EffectRecord) -> ActionResult:
     if record.state == "failed":
-        raise ApplicationError(
-            f"this effect already failed: {record.error}", non_retryable=True, type="EffectFailed"
+        raise application_error(
+            EffectFailed, f"this effect already failed: {record.error}", non_retryable=True
         )
     return ActionResult(status="succeeded", response=record.response or {}, replayed=True)
 
@@ -184,9 +181,6 @@ def as_application_error(error: ConnectorError) -> ApplicationError:
     delay = None
     if isinstance(error, RateLimited) and error.retry_after is not None:
         delay = timedelta(seconds=error.retry_after)
-    return ApplicationError(
-        str(error),
-        non_retryable=not error.retryable,
-        type=type(error).__name__,
-        next_retry_delay=delay,
+    return application_error(
+        type(error), str(error), non_retryable=not error.retryable, next_retry_delay=delay
     )

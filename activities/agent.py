@@ -16,6 +16,7 @@ from activities.audit import run_entries
 from activities.deps import ActivityDeps
 from activities.memory import describe_run
 from aios.audit import append
+from aios.errors import ModelNotConfigured, NoSlotYet, application_error
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
@@ -56,10 +57,6 @@ JUDGEMENT_PROPERTIES: dict[str, Any] = {
     "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     "rationale": {"type": "string"},
 }
-
-
-class NoSlotYet(Exception):
-    """All of the agent's concurrency slots are taken; Temporal retries, which queues the run."""
 
 
 class _TemporalErrors:
@@ -107,9 +104,10 @@ class AgentActivities:
                     conn, agent=request.agent, run_id=request.run_id, limit=request.limit
                 )
         if not taken:
-            raise ApplicationError(
+            raise application_error(
+                NoSlotYet,
                 f"all {request.limit} slots of {request.agent!r} are busy; the run waits its turn",
-                type=NoSlotYet.__name__,
+                non_retryable=False,
             )
 
     @activity.defn(name="agent.release_slot")
@@ -186,12 +184,12 @@ class AgentActivities:
         manifest = request.manifest
         provider = self._models.get(manifest.model.provider)
         if provider is None:
-            raise ApplicationError(
+            raise application_error(
+                ModelNotConfigured,
                 f"model provider {manifest.model.provider!r} is not configured in this worker "
                 f"(available: {sorted(self._models)}); for `openai`, set AIOS_MODEL_BASE_URL to an "
                 "OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 for Ollama",
                 non_retryable=True,
-                type="ModelNotConfigured",
             )
         response = await provider.chat(_chat_request(request))
         cost = response.total_tokens / 1000 * manifest.model.cost_per_1k_tokens

@@ -7,9 +7,9 @@ so a retried or replayed step asks for the same thing; `commit` is idempotent on
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
+from aios.errors import CompactionNotFound, CompactionUnavailable, application_error
 from aios.memory.compaction import (
     CandidatesRequest,
     CommitRequest,
@@ -26,10 +26,6 @@ from aios.memory.compaction import (
 from aios.memory.service import MemoryService
 
 
-class CompactionUnavailable(Exception):
-    """Long-term memory is not configured in this worker."""
-
-
 class CompactionActivities:
     def __init__(self, deps: ActivityDeps, memory: MemoryService | None = None) -> None:
         self._memory = memory if memory is not None else deps.memory
@@ -38,7 +34,7 @@ class CompactionActivities:
 
     def _compactor(self) -> Compactor:
         if self._memory is None:
-            raise ApplicationError(self._unavailable, non_retryable=True, type=CompactionUnavailable.__name__)
+            raise application_error(CompactionUnavailable, self._unavailable, non_retryable=True)
         return Compactor(self._memory, self._models)
 
     @activity.defn(name="compaction.candidates")
@@ -61,5 +57,5 @@ class CompactionActivities:
     async def undo(self, request: UndoRequest) -> UndoResult:
         try:
             return await self._compactor().undo(request.compaction_id)
-        except LookupError as exc:
-            raise ApplicationError(str(exc), non_retryable=True, type="CompactionNotFound") from exc
+        except CompactionNotFound as exc:
+            raise application_error(CompactionNotFound, str(exc), non_retryable=True) from exc

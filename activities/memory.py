@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.deps import ActivityDeps
+from aios.errors import MemoryUnavailable, application_error
 from aios.ledger import runs
 from aios.memory.messages import (
     ForgetReport,
@@ -27,10 +27,6 @@ from aios.memory.service import MemoryService
 from aios.memory.vectors import StoreBusy
 
 
-class MemoryUnavailable(Exception):
-    """No embedder is installed or configured; the message says how to get one."""
-
-
 class MemoryActivities:
     def __init__(self, deps: ActivityDeps, memory: MemoryService | None, unavailable: str = "") -> None:
         self._pool = deps.pool
@@ -39,7 +35,7 @@ class MemoryActivities:
 
     def _service(self) -> MemoryService:
         if self._memory is None:
-            raise ApplicationError(self._unavailable, non_retryable=True, type=MemoryUnavailable.__name__)
+            raise application_error(MemoryUnavailable, self._unavailable, non_retryable=True)
         return self._memory
 
     @activity.defn(name="memory.remember")

@@ -135,6 +135,14 @@ class AiosClient:
             raise postgres_unreachable(self.settings, error) from error
 
     def run_url(self, workflow_id: str) -> str:
+        """The run's page in the Temporal Web UI.
+
+        Args:
+            workflow_id: the run's (or any workflow's) id.
+
+        Returns:
+            The URL, built from the settings' UI address and namespace.
+        """
         return self.settings.run_url(workflow_id)
 
     # -- starting runs ------------------------------------------------------------------
@@ -151,7 +159,22 @@ class AiosClient:
         max_history_events: int = DEFAULT_MAX_HISTORY_EVENTS,
         reconcile_within: timedelta | None = None,
     ) -> RunStarted:
-        """Admit and start a run; canary rollouts decide which manifest version it gets."""
+        """Admit and start a run; canary rollouts decide which manifest version it gets.
+
+        Args:
+            agent: the agent's name.
+            task: the run's input, short fields (large material goes to memory).
+            manifest: the manifest to run; by default the agent's, found in the manifests directory.
+            run_id: the run's id; by default `<agent>-<random>`. A used id is refused.
+            requested_by: who asked, for the audit trail.
+            task_queue: the workers' task queue; by default the settings'.
+            max_history_events: the history length at which the run continues as new.
+            reconcile_within: how long a reconciler asks about an unknown effect before the operator must.
+
+        Returns:
+            The run's id, the manifest version and mode it got, and its shadow run's id, if any.
+            Raises AdmissionRefused (over the daily budget), InputTooLarge, or a server error.
+        """
         if manifest is None:
             from aios.manifests import find_manifest
 
@@ -242,6 +265,14 @@ class AiosClient:
     # -- reading runs -------------------------------------------------------------------
 
     def handle(self, run_id: str) -> WorkflowHandle[Any, RunState]:
+        """The Temporal handle of a run, for what this client does not wrap.
+
+        Args:
+            run_id: the run's workflow id.
+
+        Returns:
+            The handle; its calls raise Temporal's own errors, not AiosErrors.
+        """
         return self.temporal.get_workflow_handle(run_id, result_type=RunState)
 
     async def state(self, run_id: str) -> RunState:
@@ -278,6 +309,16 @@ class AiosClient:
     async def list_runs(
         self, *, agent: str | None = None, state: str | None = None, limit: int = 50
     ) -> list[RunSummary]:
+        """The agent runs Temporal lists, in its order, read from their search attributes.
+
+        Args:
+            agent: only this agent's runs.
+            state: only runs in this aios state (e.g. waiting_approval).
+            limit: at most this many.
+
+        Returns:
+            One summary per run: id, agent, state, version, highest risk, start, Temporal status.
+        """
         clauses = [f"WorkflowType = '{AGENT_RUN}'"]
         if agent:
             clauses.append(f"AiosAgent = '{_quote(agent)}'")
@@ -332,7 +373,18 @@ class AiosClient:
     async def decide(
         self, run_id: str, verdict: str, *, approver: str, note: str = "", step: int | None = None
     ) -> DecisionOutcome:
-        """Approve or reject through the update: the answer says at once whether it counted."""
+        """Approve or reject through the update: the answer says at once whether it counted.
+
+        Args:
+            run_id: the run's workflow id.
+            verdict: "approve" or "reject".
+            approver: who decides, for the audit trail.
+            note: why, for the audit trail.
+            step: the step decided on; a decision for another step is refused.
+
+        Returns:
+            The run's answer, accepted. Raises DecisionRefused when it did not count.
+        """
         if verdict not in ("approve", "reject"):
             raise ValueError(f"verdict must be 'approve' or 'reject', not {verdict!r}")
         request = DecisionRequest(verdict=verdict, decision=Decision(approver=approver, note=note, step=step))
@@ -351,10 +403,23 @@ class AiosClient:
         return outcome
 
     async def signal_decision(self, run_id: str, verdict: str, payload: dict[str, Any]) -> None:
-        """What the Web UI's signal form does: send the raw JSON; the run validates it."""
+        """What the Web UI's signal form does: send the raw JSON; the run validates it.
+
+        Args:
+            run_id: the run's workflow id.
+            verdict: the signal's name ("approve" or "reject").
+            payload: the decision as the form sends it; a malformed one is refused by the run.
+        """
         await self._signal(run_id, verdict, payload)
 
     async def pause(self, run_id: str, *, by: str = "operator", reason: str = "") -> None:
+        """Ask a run to pause before its next step (a signal: it is not waited for).
+
+        Args:
+            run_id: the run's workflow id.
+            by: who pauses it, for the audit trail.
+            reason: why, for the audit trail.
+        """
         await self._signal(run_id, "pause", {"by": by, "reason": reason})
 
     async def resume(
@@ -366,6 +431,15 @@ class AiosClient:
         extra_cost: float = 0,
         override_day: bool = False,
     ) -> None:
+        """Resume a paused run, optionally with more budget (a signal: it is not waited for).
+
+        Args:
+            run_id: the run's workflow id.
+            by: who resumes it, for the audit trail.
+            extra_tokens: tokens added to the run's own cap.
+            extra_cost: dollars added to the run's own cap.
+            override_day: let the run go on past its agent's daily cap today.
+        """
         request = ResumeRequest(
             by=by, extra_tokens=extra_tokens, extra_cost=extra_cost, override_day=override_day
         )
@@ -385,6 +459,17 @@ class AiosClient:
 
         The ledger is written whatever became of the run: a run that has ended (or is gone)
         still gets its effect settled and recorded; only the nudge has no one to reach.
+
+        Args:
+            effect_key: the effect's key in the ledger (`aios effects` lists them).
+            applied: whether the effect happened, as the operator found out.
+            by: who says so, for the audit trail.
+            note: how they know, for the audit trail.
+            response: the service's answer to record for an applied effect (e.g. the charge's id).
+
+        Returns:
+            The effect's new ledger state, its run, and whether the run was told.
+            Raises EffectNotInDoubt when the ledger does not call the effect unknown.
         """
         outcome = "applied" if applied else "not_applied"
         async with await self._db() as conn, conn.transaction():
@@ -416,15 +501,37 @@ class AiosClient:
         return EffectResolved(effect_key, settled.run_id, settled.state, True, "the run was told")
 
     async def cancel(self, run_id: str) -> None:
+        """Ask Temporal to cancel a run; it compensates its finished steps and ends cancelled.
+
+        Args:
+            run_id: the run's workflow id.
+        """
         async with self._boundary(run_id):
             await self.handle(run_id).cancel()
 
     async def pause_agent(self, agent: str, *, by: str = "operator") -> list[str]:
-        """The kill switch: pause every running run of the agent, and the runs started later."""
+        """The kill switch: pause every running run of the agent, and the runs started later.
+
+        Args:
+            agent: the agent's name.
+            by: who pauses it, for the audit trail.
+
+        Returns:
+            The ids of the running runs that were told to pause.
+        """
         await self._set_agent_paused(agent, True, by)
         return await self._signal_agent_runs(agent, "pause", {"by": by, "reason": "agent paused"})
 
     async def resume_agent(self, agent: str, *, by: str = "operator") -> list[str]:
+        """Lift the kill switch: new runs start running, and the running runs are resumed.
+
+        Args:
+            agent: the agent's name.
+            by: who resumes it, for the audit trail.
+
+        Returns:
+            The ids of the running runs that were told to resume.
+        """
         await self._set_agent_paused(agent, False, by)
         return await self._signal_agent_runs(agent, "resume", {"by": by})
 
@@ -451,7 +558,13 @@ class AiosClient:
     async def start_canary(
         self, candidate: AgentManifest, *, share: float = 0.0, shadow: bool = False
     ) -> None:
-        """A candidate version takes `share` of new runs (live), or shadows every run (shadow)."""
+        """A candidate version takes `share` of new runs (live), or shadows every run (shadow).
+
+        Args:
+            candidate: the candidate manifest (same agent name, another version).
+            share: the part of new runs, 0 to 1, that run the candidate live.
+            shadow: run the candidate beside every run instead, its actions never executed.
+        """
         if not 0 <= share <= 1:
             raise ValueError(f"share must be between 0 and 1, got {share}")
         async with await self._db() as conn:
@@ -460,10 +573,28 @@ class AiosClient:
             )
 
     async def end_canary(self, agent: str) -> bool:
+        """End the agent's rollout: new runs get its own manifest again.
+
+        Args:
+            agent: the agent's name.
+
+        Returns:
+            True when a rollout was ended, False when there was none.
+        """
         async with await self._db() as conn:
             return await runs.end_rollout(conn, agent)
 
     async def version_diff(self, agent: str, *, limit: int = 200) -> VersionDiff:
+        """How the agent's recent runs compare, version against version.
+
+        Args:
+            agent: the agent's name.
+            limit: how many recent runs to compare at most.
+
+        Returns:
+            The runs per version, the actions each version proposed (with their grades),
+            and the live/shadow pairs whose proposals differ.
+        """
         async with await self._db() as conn:
             return diff_runs(await runs.recent_runs(conn, agent, limit))
 
@@ -476,6 +607,16 @@ class AiosClient:
     async def start_ping(
         self, message: str, *, actor: str = "operator", task_queue: str | None = None
     ) -> WorkflowHandle[Any, PingResult]:
+        """Start the walking skeleton's Ping workflow, which writes one audit row.
+
+        Args:
+            message: what to record (its digest goes to the audit row).
+            actor: who pings, for the audit trail.
+            task_queue: the workers' task queue; by default the settings'.
+
+        Returns:
+            The workflow's handle; its result says which audit row was written.
+        """
         # Started by name so the client does not import workflow code (imports point one way).
         return await self.temporal.start_workflow(
             "Ping",
@@ -487,6 +628,15 @@ class AiosClient:
         )
 
     async def ping(self, message: str, *, actor: str = "operator") -> PingResult:
+        """Ping through a worker and wait for it: the stack works end to end.
+
+        Args:
+            message: what to record.
+            actor: who pings, for the audit trail.
+
+        Returns:
+            The Ping workflow's result: its id, the message and the audit row's id.
+        """
         handle = await self.start_ping(message, actor=actor)
         return await handle.result()
 

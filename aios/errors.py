@@ -4,7 +4,18 @@ Every error a user can cause says what was wrong and how to fix it. Each class c
 exit code the CLI ends with (README, "Exit codes"): 1 refused or failed, 2 bad input or
 configuration, 3 no such run, 4 a run stuck on a failing workflow task, 5 a server cannot be
 reached, 6 a wait timed out, 7 not allowed.
+
+The classes under "Failures that travel through Temporal" cross the wire as an
+ApplicationError whose `type` is the class's name (`application_error`). Recorded histories
+(tests/replay/histories) and running workflows compare that name (`cause.type`): renaming
+one of those classes changes what old runs see, so it needs a patch, not just an edit.
 """
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
 
 
 class AiosError(Exception):
@@ -107,3 +118,83 @@ class RunFailed(AiosError):
 
 class EffectNotInDoubt(AiosError):
     """Only an effect the ledger calls unknown can be resolved by hand; the message says its state."""
+
+
+# Failures that travel through Temporal. Their names are wire values: see the module docstring.
+
+
+class EffectConflict(AiosError):
+    """The same effect key arrived with a different request (Stripe's semantics); final."""
+
+
+class EffectFailed(AiosError):
+    """The ledger says this effect already failed: a retry replays that failure, never the effect."""
+
+
+class UnknownConnector(AiosError):
+    """The manifest names a connector this worker does not have; final."""
+
+    exit_code = 2
+
+
+class NoSlotYet(AiosError):
+    """All of the agent's concurrency slots are taken; Temporal retries, which queues the run."""
+
+
+class ModelNotConfigured(AiosError):
+    """The manifest's model provider is not configured in this worker; final."""
+
+    exit_code = 2
+
+
+class MemoryUnavailable(AiosError):
+    """No embedder is installed or configured; the message says how to get one."""
+
+    exit_code = 2
+
+
+class CompactionUnavailable(AiosError):
+    """Long-term memory is not configured in this worker, so nothing can be compacted."""
+
+    exit_code = 2
+
+
+class CompactionNotFound(AiosError, LookupError):
+    """No compaction has the given id: there is nothing to undo. A LookupError too, as it was."""
+
+
+class ActMissing(AiosError):
+    """The think activity returned no outcome for the act it was given (a bug, not a refusal)."""
+
+
+class ActionFailed(AiosError):
+    """An act failed for good; the type of a failure whose own type is unknown."""
+
+
+class RunAborted(AiosError):
+    """The run cannot go on (an action was rejected); its finished steps are compensated.
+
+    Raised and caught inside the workflow: it never reaches Temporal itself."""
+
+
+def application_error(
+    kind: type[BaseException],
+    message: str,
+    *,
+    non_retryable: bool,
+    next_retry_delay: timedelta | None = None,
+) -> ApplicationError:
+    """The ApplicationError that carries `kind` through Temporal, its type named from the class.
+
+    Args:
+        kind: the error's class; its `__name__` is the failure's type on the wire.
+        message: the one line the operator reads.
+        non_retryable: True when another attempt cannot help.
+        next_retry_delay: how long Temporal waits before the next attempt, if not its default.
+
+    Returns:
+        The error to raise (`raise application_error(...) from exc`).
+    """
+    return ApplicationError(
+        message, non_retryable=non_retryable, type=kind.__name__, next_retry_delay=next_retry_delay
+    )

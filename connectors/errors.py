@@ -1,8 +1,8 @@
 """The typed error tree every connector raises, mapped from low-level errors with `from`.
 
 Retryable errors are worth another attempt with the same idempotency key; the others are
-final. The activity layer names the final ones as non-retryable for Temporal by
-`type(error).__name__`, never by string literals scattered around.
+final. The activity layer sends them through Temporal as ApplicationErrors (application_error):
+the failure's type is the class's name, non-retryable when `retryable` is False.
 """
 
 from __future__ import annotations
@@ -70,4 +70,17 @@ class NotConfigured(ClientError):
     """The connector lacks its configuration (URL, credentials): fix the settings."""
 
 
-NON_RETRYABLE_ERRORS: tuple[type[ConnectorError], ...] = (ClientError, Conflict, NotConfigured)
+CONNECTOR_ERRORS: tuple[type[ConnectorError], ...] = (
+    ConnectorError,
+    TransportError,
+    ConnectFailed,
+    TimeoutError_,
+    ServerError,
+    RateLimited,
+    CircuitOpen,
+    ClientError,
+    Conflict,
+    NotConfigured,
+)
+"""Every class above, written out: a failure whose type is one of these names came from a
+connector (the workflow then asks the ledger what happened). A test checks none is missing."""

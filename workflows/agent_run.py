@@ -39,10 +39,18 @@ from workflows.effects import (
 from workflows.operator_interface import OperatorInterface
 from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
+from workflows.versions import (
+    ACT_IN_THINK_PATCH,
+    BUDGET_DAY_TURNS_PATCH,
+    CONTINUE_AS_NEW_PATCH,
+    FUSED_BOOKKEEPING_PATCH,
+    THINK_CHAINS_PATCH,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
     from activities.reconcile import ReconcileResult
+    from aios.errors import ActionFailed, ActMissing, RunAborted, application_error
     from aios.models.manifest import ActionSpec, Grade
     from aios.models.run import (
         ActionCall,
@@ -70,28 +78,12 @@ with workflow.unsafe.imports_passed_through():
 
 # A real model on a CPU can take minutes, with the connector's own retries on top.
 THINK_TIMEOUT = timedelta(minutes=5)
-# Cheap work stays inside the workflow task: slot, recall and inline connectors run as local
-# activities, and a step's bookkeeping (settlement, state mirror, audit rows) rides in the
-# next turn's reservation transaction instead of three transactions of its own.
-FUSED_BOOKKEEPING_PATCH = "fused-bookkeeping"
-# A long run hands its state to a fresh history (same workflow id) before Temporal's limits,
-# and ends its workflow task every CHECKPOINT_TURNS turns: inline steps otherwise keep one
-# task open, which delays queries and holds every step's marker for a single large commit.
-CONTINUE_AS_NEW_PATCH = "continue-as-new"
-# An approved inline act rides in the next think: one local activity per step instead of two.
-ACT_IN_THINK_PATCH = "act-in-think"
-# ... and the think activity goes on with the next turns while each plan is one action the
-# policy approves outright on an inline connector: a chain of cheap steps, one local activity.
-THINK_CHAINS_PATCH = "think-chains"
-# A run paused on its agent's daily cap resumes by itself when the budget day turns.
-BUDGET_DAY_TURNS_PATCH = "budget-day-turns"
+# A continuing run ends its workflow task every this many turns (versions.py, continue-as-new):
+# inline steps otherwise keep one task open, which delays queries and holds every step's
+# marker for a single large commit.
 CHECKPOINT_TURNS = 50
 
 T = TypeVar("T")
-
-
-class RunAborted(Exception):
-    """The run cannot go on (an action was rejected); finished steps are compensated."""
 
 
 @workflow.defn(name="AgentRun")
@@ -265,10 +257,13 @@ class AgentRunWorkflow(OperatorInterface):
 
     def _acted(self, act: ApprovedAct, result: ActionResult | None) -> None:
         if result is None:
-            raise ApplicationError("think returned no outcome for its act", type="ActMissing")
+            raise application_error(ActMissing, "think returned no outcome for its act", non_retryable=False)
         if result.status == "failed":
             self._step_failed(act, result.error, None)
-            raise ApplicationError(result.error, type=result.error_type or "ActionFailed", non_retryable=True)
+            # The act's own failure type when it has one (EffectConflict, ClientError...).
+            raise ApplicationError(
+                result.error, type=result.error_type or ActionFailed.__name__, non_retryable=True
+            )
         self._step_done(act, result, None)
 
     async def _pause_for_budget(self, grant: BudgetGrant) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.run_progress import RunProgress
+from workflows.versions import RECORD_CHECKPOINTS_PATCH
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
@@ -32,10 +33,9 @@ with workflow.unsafe.imports_passed_through():
     from aios.search_attributes import RISK_KEY, STATE_KEY
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
-# Runs from before it ended a workflow task with a 1 ms timer, which a server may fire a
-# second late (the dev server's timer queue shifts by up to 1 s); a regular activity on the
-# run's own queue is started eagerly, in milliseconds, and writes the record on the way.
-RECORD_CHECKPOINTS_PATCH = "record-checkpoints"
+# Only for runs from before record-checkpoints (versions.py): they ended a workflow task with a
+# 1 ms timer, which a server may fire a second late (the dev server's timer queue shifts by up
+# to 1 s); a regular activity on the run's own queue is started eagerly, in milliseconds.
 TIMER_CHECKPOINT = timedelta(milliseconds=1)
 
 

@@ -22,6 +22,7 @@ from temporalio.exceptions import (
 )
 
 from workflows.reconcile import ReconcileEffectWorkflow
+from workflows.versions import OPERATOR_SETTLES_PATCH, RECONCILE_PATCH
 
 with workflow.unsafe.imports_passed_through():
     from activities.actions import ActionActivities
@@ -30,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from aios.models.run import ActionCall, ActionResult, Proposal
     from aios.queues import connector_queue, runs_inline
     from aios.webhooks import reconcile_workflow_id
-    from connectors import errors as connector_errors
+    from connectors.errors import CONNECTOR_ERRORS
 
 ACTION_TIMEOUT = timedelta(seconds=60)
 # The execute activity heartbeats every 0.3 s: a worker that died mid-call is noticed within
@@ -45,20 +46,11 @@ ACTION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )
-# After a connector's final failure the ledger may say "unknown" (some attempt may have applied
-# the effect): a ReconcileEffect child reads the ledger and settles it by asking, never guessing.
-RECONCILE_PATCH = "reconcile-unknown-effects"
-# When the reconciler gives up, the run waits for the operator (`aios effects resolve`) instead
-# of compensating an effect that may have happened.
-OPERATOR_SETTLES_PATCH = "operator-settles-unknown-effects"
 LEDGER_READ_TIMEOUT = timedelta(seconds=30)
 # The operator's answer is in the ledger: reading it is retried until Postgres answers.
 LEDGER_READ_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-CONNECTOR_ERRORS = frozenset(
-    name
-    for name, value in vars(connector_errors).items()
-    if isinstance(value, type) and issubclass(value, connector_errors.ConnectorError)
-)
+# The failure types a connector sends (its error classes' names): only those may be in doubt.
+CONNECTOR_FAILURES = frozenset(error.__name__ for error in CONNECTOR_ERRORS)
 
 
 def action_call(run_id: str, proposal: Proposal, spec: ActionSpec) -> ActionCall:
@@ -109,7 +101,7 @@ async def reconcile_effect(
     `within`: how long the reconciler asks before it gives up (default: its own, an hour).
     """
     cause = failure if isinstance(failure, ApplicationError) else failure.cause
-    if not (isinstance(cause, ApplicationError) and cause.type in CONNECTOR_ERRORS):
+    if not (isinstance(cause, ApplicationError) and cause.type in CONNECTOR_FAILURES):
         return None
     if not workflow.patched(RECONCILE_PATCH):
         return None

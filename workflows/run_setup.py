@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import CancelledError, FailureError
 
 from workflows.bookkeeping import BOOKKEEPING_TIMEOUT
+from workflows.versions import MEMORY_RECALL_PATCH
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
@@ -26,7 +27,6 @@ SLOT_RETRY = RetryPolicy(
 )
 # One quick try in the workflow task; a busy agent's run then queues on the regular activity.
 SLOT_FAST_TRY = RetryPolicy(maximum_attempts=1)
-MEMORY_RECALL_PATCH = "memory-recall"
 
 
 async def acquire_slot(slot: SlotRequest, *, fused: bool) -> None:

@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from aios.errors import EffectNotInDoubt
+from aios.errors import EffectConflict, EffectNotInDoubt
 from aios.subjects import Opener, SubjectKey, SubjectVault
 from aios.telemetry import tracer
 
@@ -51,10 +51,6 @@ def _sql_span(summary: str) -> AbstractContextManager[object]:
         kind=SpanKind.CLIENT,
         attributes={"db.system.name": "postgresql", "db.query.summary": summary},
     )
-
-
-class EffectConflict(Exception):
-    """The same effect key arrived with a different request (Stripe's semantics)."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 from psycopg import AsyncConnection
 from pydantic import Field
 
+from aios.errors import CompactionNotFound
 from aios.memory import documents
 from aios.memory.documents import Document, Vector
 from aios.memory.messages import RememberRequest
@@ -346,7 +347,7 @@ class Compactor:
         """Restore the originals (re-indexed from their stored vectors) and delete the summary."""
         done = await self.get(compaction_id)
         if done is None:
-            raise LookupError(f"no compaction {compaction_id}")
+            raise CompactionNotFound(f"no compaction {compaction_id}")
         if done.status != "archived":
             return UndoResult(
                 compaction_id=compaction_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import psycopg
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import CancelledError
@@ -15,18 +14,10 @@ from aios.models.manifest import BudgetSpec, Grade, ModelSpec
 from aios.models.run import RunStatus
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import FAST_SLA, noop_manifest, refund_like_manifest
-from tests.support.runs import audit_story, wait_for_state, wait_for_status
+from tests.support.runs import audit_outcomes, audit_story, wait_for_state, wait_for_status
 
 SMALL = {"customer": "c-1", "amount": 40}  # under the approval threshold of 100
 LARGE = {"customer": "c-2", "amount": 250}  # over it: payout needs approval
-
-
-async def _audit_outcomes(client: AiosClient, run_id: str) -> list[tuple[str, str, str]]:
-    async with await psycopg.AsyncConnection.connect(client.settings.resolved_database_url) as conn:
-        cursor = await conn.execute(
-            "SELECT actor, action, outcome FROM aios_audit WHERE run_id = %s ORDER BY id", (run_id,)
-        )
-        return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
 
 async def _audit_rationales(client: AiosClient, run_id: str) -> str:
@@ -43,7 +34,7 @@ async def test_auto_approved_run_executes_every_step_once(aios_client: AiosClien
     assert {proposal.grade for proposal in final.proposals} == {Grade.AUTO}
     assert final.manifest_version == manifest.version
     assert final.tokens_spent > 0
-    audit = await _audit_outcomes(aios_client, started.run_id)
+    audit = await audit_outcomes(aios_client.settings, started.run_id)
     assert audit.count(("policy", "step_2", "executed")) == 1
     assert audit[-1] == ("policy", "finish", "completed")
 
@@ -59,7 +50,7 @@ async def test_small_refund_runs_without_approval_and_notifies(
     assert grades == {"charge": Grade.AUTO, "payout": Grade.AUTO_AND_NOTIFY}
     assert effect_server.effects_for("/charge") == 1
     assert effect_server.effects_for("/payout") == 1
-    audit = await _audit_outcomes(aios_client, started.run_id)
+    audit = await audit_outcomes(aios_client.settings, started.run_id)
     assert ("policy", "notify", "operator notified") in audit
 
 
@@ -122,7 +113,7 @@ async def test_sla_reminds_escalates_then_applies_the_default(
     final = await aios_client.result(started.run_id)
     assert final.status is RunStatus.COMPENSATED
     assert "policy:sla-expired" in final.outcome
-    audit = await _audit_outcomes(aios_client, started.run_id)
+    audit = await audit_outcomes(aios_client.settings, started.run_id)
     outcomes = [outcome for _, _, outcome in audit]
     assert outcomes.index("approval still waiting") < outcomes.index("escalated") < outcomes.index("reject")
     assert effect_server.effects_for("/refund") == 1
@@ -167,7 +158,7 @@ async def test_unauthorized_and_malformed_decisions_are_refused_and_recorded(
 
     await aios_client.decide(started.run_id, "approve", approver="alice")
     assert (await aios_client.result(started.run_id)).status is RunStatus.COMPLETED
-    audit = await _audit_outcomes(aios_client, started.run_id)
+    audit = await audit_outcomes(aios_client.settings, started.run_id)
     assert sum(1 for _, _, outcome in audit if outcome == "refused") == 4
 
 

@@ -35,7 +35,7 @@ from aios.settings import Settings
 from aios.stack import temporal
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest
-from tests.support.runs import wait_for_status
+from tests.support.runs import audit_story, wait_for_status
 from workflows import WORKFLOWS
 from workflows.agent_run import AgentRunWorkflow
 from workflows.inbound import inbound_model
@@ -190,12 +190,8 @@ async def test_an_agent_run_takes_every_shape_and_stays_approvable(
 
 
 async def audit_has_refusals(settings: Settings, run_id: str, count: int) -> None:
-    async with await psycopg.AsyncConnection.connect(settings.resolved_database_url) as conn:
-        cursor = await conn.execute(
-            "SELECT count(*) FROM aios_audit WHERE run_id = %s AND outcome = 'refused'", (run_id,)
-        )
-        row = await cursor.fetchone()
-    assert row == (count,), f"{row} audit rows for {count} refusals"
+    refused = [row for row in await audit_story(settings, run_id) if row.outcome == "refused"]
+    assert len(refused) == count, f"{len(refused)} audit rows for {count} refusals"
 
 
 async def test_a_reconciler_takes_every_shape_and_still_settles(

@@ -15,7 +15,7 @@ from aios.models.manifest import AgentManifest, BudgetSpec
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
 from tests.support.manifests import noop_manifest
-from tests.support.runs import chain_histories
+from tests.support.runs import audit_story, chain_histories
 
 TURNS = 500  # the manifest's maximum: 499 actions, then the turn in which the model says done
 # Temporal's own limits (dev server and Cloud): a history is refused past these.
@@ -55,11 +55,9 @@ async def _assert_every_step_once(settings: Settings, final: RunState) -> None:
             "SELECT state, count(*) FROM aios_effects WHERE run_id = %s GROUP BY state", (final.run_id,)
         )
         assert dict(await cursor.fetchall()) == {"succeeded": TURNS - 1}
-        cursor = await conn.execute(
-            "SELECT count(*), count(DISTINCT event_key) FROM aios_audit WHERE run_id = %s", (final.run_id,)
-        )
-        rows, distinct = await cursor.fetchone() or (0, 0)
-        assert rows == distinct > 2 * (TURNS - 1), "each step audited, no key written twice"
+    story = await audit_story(settings, final.run_id)
+    rows, distinct = len(story), len({row.event_key for row in story})
+    assert rows == distinct > 2 * (TURNS - 1), "each step audited, no key written twice"
 
 
 def _report(label: str, histories: list[History]) -> str:

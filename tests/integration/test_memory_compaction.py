@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from activities.compaction import CompactionActivities
 from activities.deps import ActivityDeps
+from aios.errors import CompactionNotFound
 from aios.memory.compaction import (
     COMPACTED_TAG,
     OFFLINE_LABEL,
@@ -193,7 +194,7 @@ async def test_undo_restores_the_originals_and_deletes_the_summary(
     assert sorted(rows) == sorted(originals) and set(rows.values()) == {None}
     again = await compactor.undo(result.compaction_id)
     assert again.restored == 0 and "undone" in again.note
-    with pytest.raises(LookupError):
+    with pytest.raises(CompactionNotFound):
         await compactor.undo(str(uuid.uuid4()))
 
 

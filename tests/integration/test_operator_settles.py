@@ -38,7 +38,7 @@ from tests.integration.test_reconcile import (
 )
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.env import child_env
-from tests.support.runs import wait_for_state
+from tests.support.runs import audit_outcomes, wait_for_state
 
 AIOS = [sys.executable, "-m", "aios.cli"]
 RECONCILE_WITHIN = timedelta(seconds=2)  # the reconciler gives up after this (default: an hour)
@@ -62,14 +62,6 @@ async def impatient_client(
 
 async def waiting_for_operator(client: AiosClient, run_id: str) -> RunState:
     return await wait_for_state(client, run_id, lambda state: state.awaiting_operator is not None, within=90)
-
-
-async def audit_rows(database_url: str, run_id: str) -> list[tuple[str, str, str]]:
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        cursor = await conn.execute(
-            "SELECT actor, action, outcome FROM aios_audit WHERE run_id = %s ORDER BY id", (run_id,)
-        )
-        return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
 
 async def resolution_of(database_url: str, key: str) -> tuple[str, str | None, str | None]:
@@ -136,7 +128,7 @@ async def test_an_unknown_outcome_waits_for_the_operator_who_says_it_was_applied
     await asyncio.to_thread(wait_for_hung_requests)
     assert effect_server.applied[charge_key] == 1  # once: nobody tried it again
     assert effect_server.duplicates() == 0
-    audit = await audit_rows(database_url, started.run_id)
+    audit = await audit_outcomes(impatient_client.settings, started.run_id)
     assert ("reconciler", "charge", "needs_operator") in audit
     assert ("alice", "resolve_effect", "applied") in audit  # the CLI's own row
     assert ("alice", "resolve_effect", "told:applied") in audit  # the run's
@@ -207,10 +199,13 @@ async def test_a_run_whose_undo_fails_ends_needs_operator(
     assert effect_server.effects_for("/effects/charge") == 1  # the charge stands: a person must act
     refund = await ledger_row(database_url, f"{started.run_id}/step-1/charge/undo/refund")
     assert refund.state == "failed"
-    assert (await audit_rows(database_url, started.run_id))[-1] == ("policy", "finish", "needs_operator")
+    audit = await audit_outcomes(aios_client.settings, started.run_id)
+    assert audit[-1] == ("policy", "finish", "needs_operator")
 
 
-async def test_a_resolve_whose_run_is_gone_still_settles_the_ledger_and_audit(database_url: str) -> None:
+async def test_a_resolve_whose_run_is_gone_still_settles_the_ledger_and_audit(
+    database_url: str, stack_settings: Settings
+) -> None:
     run_id = f"gone-{uuid.uuid4().hex[:8]}"
     key = f"{run_id}/step-1/charge"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -234,7 +229,7 @@ async def test_a_resolve_whose_run_is_gone_still_settles_the_ledger_and_audit(da
     assert f"run {run_id}: no run" in resolved.stdout
     assert await resolution_of(database_url, key) == ("succeeded", "alice", "in the dashboard")
     assert (await ledger_row(database_url, key)).response == {"id": "pi_1"}
-    assert await audit_rows(database_url, run_id) == [("alice", "resolve_effect", "applied")]
+    assert await audit_outcomes(stack_settings, run_id) == [("alice", "resolve_effect", "applied")]
 
 
 async def test_resolve_refuses_bad_input_in_one_line(database_url: str) -> None:

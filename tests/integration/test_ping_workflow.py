@@ -3,7 +3,6 @@
 import asyncio
 import hashlib
 
-import psycopg
 from temporalio.client import Client
 
 from activities.audit import AuditActivities
@@ -11,6 +10,7 @@ from activities.deps import close_deps, open_deps
 from aios.client import AiosClient
 from aios.models import AuditEvent
 from aios.settings import Settings
+from tests.support.runs import audit_story
 from workers.main import run_worker
 
 
@@ -28,11 +28,8 @@ async def test_ping_writes_one_audit_row_through_a_real_worker(
         await worker
 
     assert result.workflow_id == handle.id
-    async with await psycopg.AsyncConnection.connect(stack_settings.resolved_database_url) as conn:
-        cursor = await conn.execute(
-            "SELECT id, actor, detail->>'message_sha256' FROM aios_audit WHERE run_id = %s", (handle.id,)
-        )
-        rows = await cursor.fetchall()
+    story = await audit_story(stack_settings, handle.id)
+    rows = [(row.id, row.actor, row.detail.get("message_sha256")) for row in story]
     assert rows == [(result.audit_id, "tester", hashlib.sha256(b"integration hello").hexdigest())]
     assert aios.run_url(handle.id).endswith(f"/namespaces/default/workflows/{handle.id}")
 

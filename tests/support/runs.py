@@ -6,30 +6,59 @@ import asyncio
 from collections.abc import Callable
 
 from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
 
 from aios import audit
 from aios.client import AiosClient
+from aios.errors import AiosError, RunNotFound, RunStuck, WaitTimedOut
 from aios.models.run import RunState, RunStatus
+from aios.server_errors import TASK_FAILING
 from aios.settings import Settings
 from aios.subjects import SubjectVault
 
 POLL_SECONDS = 0.1
 
 
+# What a query answers while a run cannot answer *yet*: not started (or not visible) yet, no
+# worker took the query in time (a worker restarting), its workflow task being retried (a
+# fault test's crashed worker). Anything else fails the test with its own message.
+NOT_YET = (RunNotFound, WaitTimedOut, RunStuck)
+
+
+def _not_yet(error: AiosError) -> bool:
+    if isinstance(error, NOT_YET):
+        return True
+    # The server refuses a query until the run's first workflow task is done ("not ready"),
+    # and a query that meets a failing workflow task before its second attempt.
+    cause = error.__cause__
+    return isinstance(cause, RPCError) and (
+        cause.status == RPCStatusCode.FAILED_PRECONDITION or TASK_FAILING in cause.message
+    )
+
+
 async def wait_for_state(
     client: AiosClient, run_id: str, condition: Callable[[RunState], bool], *, within: float = 30
 ) -> RunState:
-    deadline = asyncio.get_running_loop().time() + within
-    last: RunState | None = None
-    while asyncio.get_running_loop().time() < deadline:
+    """Poll the run's `state` query until `condition` holds; AssertionError after `within` seconds.
+
+    Only the answers in NOT_YET mean "ask again"; any other error fails the test as it is.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last: RunState | AiosError | None = None
+    while (left := deadline - loop.time()) > 0:
         try:
-            last = await client.state(run_id)
-        except Exception:  # the run may not have had its first workflow task yet
-            last = None
-        if last is not None and condition(last):
+            last = await asyncio.wait_for(client.state(run_id), left)
+        except AiosError as error:
+            if not _not_yet(error):
+                raise
+            last = error
+        except TimeoutError:  # the query itself outlived the deadline (no worker answered)
+            break
+        if isinstance(last, RunState) and condition(last):
             return last
         await asyncio.sleep(POLL_SECONDS)
-    raise AssertionError(f"{run_id} never reached the expected state; last seen: {last}")
+    raise AssertionError(f"{run_id} never reached the expected state within {within:g}s; last seen: {last}")
 
 
 async def wait_for_status(
@@ -52,3 +81,8 @@ async def audit_story(settings: Settings, run_id: str) -> list[audit.AuditRow]:
     """The run's audit rows in the order it recorded them, sealed values opened with its key."""
     vault = SubjectVault.for_settings(settings)
     return await audit.story_from_database(settings.resolved_database_url, run_id, vault=vault)
+
+
+async def audit_outcomes(settings: Settings, run_id: str) -> list[tuple[str, str, str]]:
+    """(actor, action, outcome) of each of the run's audit rows, in the run's order."""
+    return [(row.actor, row.action, row.outcome) for row in await audit_story(settings, run_id)]

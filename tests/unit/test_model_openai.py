@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.agent import AgentActivities
 from activities.deps import ActivityDeps, build_models
-from aios.errors import SettingsInvalid
+from aios.errors import ModelNotConfigured, SettingsInvalid
 from aios.models.run import PlanRequest
 from aios.settings import load_settings
 from connectors.errors import ClientError, ConnectorError, NotConfigured, RateLimited, ServerError
@@ -322,7 +322,7 @@ async def test_an_unconfigured_openai_provider_fails_for_good_naming_the_variabl
     with pytest.raises(ApplicationError) as caught:
         await _agent({"offline": OfflineModel()})._plan(_plan_request("openai"))
     assert caught.value.non_retryable
-    assert caught.value.type == "ModelNotConfigured"
+    assert caught.value.type == ModelNotConfigured.__name__
     assert "AIOS_MODEL_BASE_URL" in str(caught.value)
 
 
