@@ -7,12 +7,12 @@ subprocess, with the settings moved to a port where nothing listens for the "dow
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from aios.errors import RunNotFound, ServerUnavailable
 from aios.settings import Settings
+from tests.support.cli import run_aios
 from tests.support.env import child_env
 from tests.support.ports import free_port
 
@@ -20,14 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def aios(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aios.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    return run_aios(*args, env=env)
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import uuid
 
 import pytest
@@ -21,6 +20,7 @@ from aios.errors import RunStuck
 from aios.models.run import RunStatus
 from aios.settings import Settings
 from tests.support.broken_workflows import BROKEN, BrokenApprovals
+from tests.support.cli import run_aios
 from tests.support.effect_server import EffectServer
 from tests.support.env import child_env
 from tests.support.manifests import refund_like_manifest
@@ -33,15 +33,7 @@ pytestmark = pytest.mark.integration
 
 
 def aios_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = child_env(settings, COLUMNS="250", AIOS_TASK_QUEUE=settings.task_queue)
-    return subprocess.run(
-        [sys.executable, "-m", "aios.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    return run_aios(*args, env=child_env(settings, COLUMNS="250", AIOS_TASK_QUEUE=settings.task_queue))
 
 
 async def wait_until_stuck(client: AiosClient, run_id: str, *, within: float = 30) -> RunStuck:
