@@ -491,6 +491,7 @@ class AiosClient:
                 outcome=outcome,
                 rationale=note,
                 detail={"effect_key": effect_key, "action": settled.action, "ledger": settled.state},
+                sealed_with=settled.sealed_with,  # the note may name the subject: forget must reach it
             )
             await append(conn, [entry])
         resolution = EffectResolution(effect_key=effect_key, outcome=outcome, by=by, note=note)

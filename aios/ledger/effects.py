@@ -251,9 +251,9 @@ async def operator_view(
     if row is None:
         return None
     state, response, error, resolved_by, note = row
-    opener = await _opener(conn, vault, [response, error])
+    opener = await _opener(conn, vault, [response, error, note])
     opened = opener.open_mapping(response) if response is not None else None
-    return ResolvedRecord(state, opened, opener.open(error), resolved_by, note)
+    return ResolvedRecord(state, opened, opener.open(error), resolved_by, opener.open(note))
 
 
 @dataclass(frozen=True)
@@ -262,6 +262,7 @@ class OperatorSettlement:
     run_id: str
     action: str
     state: Literal["succeeded", "failed"]
+    sealed_with: SubjectKey | None = None  # the subject's key, for the audit row that goes with it
 
 
 async def settle_by_operator(
@@ -279,13 +280,14 @@ async def settle_by_operator(
     state: Literal["succeeded", "failed"] = "succeeded" if applied else "failed"
     error = "" if applied else f"not applied, says {by}" + (f": {note}" if note else "")
     sealer = await _sealer(conn, vault, key)
+    sealed_note = sealer.seal_text(note) if sealer is not None else note
     with _sql_span("UPDATE aios_effects"):
         cursor = await conn.execute(
-            OPERATOR_SETTLE, (state, *_sealed(sealer, response, error), by, note, key)
+            OPERATOR_SETTLE, (state, *_sealed(sealer, response, error), by, sealed_note, key)
         )
         row = await cursor.fetchone()
     if row is not None:
-        return OperatorSettlement(effect_key=key, run_id=row[0], action=row[1], state=state)
+        return OperatorSettlement(key, run_id=row[0], action=row[1], state=state, sealed_with=sealer)
     found = await (await conn.execute(FIND_FOR_OPERATOR, (key,))).fetchone()
     if found is None:
         raise EffectNotInDoubt(f"no effect {key!r} in the ledger; `aios effects RUN` lists a run's effects")

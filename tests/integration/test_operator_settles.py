@@ -28,6 +28,7 @@ from aios.client import EFFECT_RESOLVED_SIGNAL, AiosClient
 from aios.ledger import effects
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
+from aios.subjects import SubjectVault
 from tests.integration.test_reconcile import (
     CLIENT_TIMEOUT,
     HANG,
@@ -64,14 +65,13 @@ async def waiting_for_operator(client: AiosClient, run_id: str) -> RunState:
     return await wait_for_state(client, run_id, lambda state: state.awaiting_operator is not None, within=90)
 
 
-async def resolution_of(database_url: str, key: str) -> tuple[str, str | None, str | None]:
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        cursor = await conn.execute(
-            "SELECT state, resolved_by, resolution_note FROM aios_effects WHERE effect_key = %s", (key,)
-        )
-        row = await cursor.fetchone()
+async def resolution_of(settings: Settings, key: str) -> tuple[str, str | None, str | None]:
+    """The settlement as the ledger reads it, the operator's note opened with the subject's key."""
+    vault = SubjectVault.for_settings(settings)
+    async with await psycopg.AsyncConnection.connect(settings.resolved_database_url) as conn:
+        row = await effects.operator_view(conn, key, vault=vault)
     assert row is not None, f"no ledger row for {key}"
-    return row[0], row[1], row[2]
+    return row.state, row.resolved_by, row.resolution_note
 
 
 async def test_an_unknown_outcome_waits_for_the_operator_who_says_it_was_applied(
@@ -124,7 +124,11 @@ async def test_an_unknown_outcome_waits_for_the_operator_who_says_it_was_applied
     )
     assert "alice" in steps["charge"].detail["operator"]
     assert steps["ship"].status == "executed"
-    assert await resolution_of(database_url, charge_key) == ("succeeded", "alice", "seen at the bank")
+    assert await resolution_of(impatient_client.settings, charge_key) == (
+        "succeeded",
+        "alice",
+        "seen at the bank",
+    )
     await asyncio.to_thread(wait_for_hung_requests)
     assert effect_server.applied[charge_key] == 1  # once: nobody tried it again
     assert effect_server.duplicates() == 0
@@ -175,7 +179,7 @@ async def test_not_applied_makes_the_waiting_run_compensate(
     assert final.status is RunStatus.COMPENSATED, final.outcome
     statuses = {(step.action, step.status) for step in final.steps}
     assert statuses == {("charge", "executed"), ("ship", "failed"), ("refund", "compensated")}
-    assert await resolution_of(database_url, ship_key) == ("failed", "alice", "not at the depot")
+    assert await resolution_of(impatient_client.settings, ship_key) == ("failed", "alice", "not at the depot")
     assert effect_server.effects_for("/effects/charge") == 1
     assert effect_server.effects_for("/effects/refund") == 1
     assert effect_server.effects_for("/effects/ship") == 0
@@ -227,7 +231,7 @@ async def test_a_resolve_whose_run_is_gone_still_settles_the_ledger_and_audit(
     )
     assert resolved.returncode == 0, resolved.stderr
     assert f"run {run_id}: no run" in resolved.stdout
-    assert await resolution_of(database_url, key) == ("succeeded", "alice", "in the dashboard")
+    assert await resolution_of(stack_settings, key) == ("succeeded", "alice", "in the dashboard")
     assert (await ledger_row(database_url, key)).response == {"id": "pi_1"}
     assert await audit_outcomes(stack_settings, run_id) == [("alice", "resolve_effect", "applied")]
 
