@@ -83,6 +83,8 @@ def inbound_update(
 
 
 def _declared(handler: HandlerT, method: Callable[..., Any], model: type[BaseModel]) -> HandlerT:
+    # Not functools.wraps: its __wrapped__ would make inspect.signature (and so the SDK) see the
+    # typed `(self, request)` method, and decode inputs with its hints again.
     handler.__name__ = method.__name__
     handler.__qualname__ = method.__qualname__
     handler.__doc__ = method.__doc__

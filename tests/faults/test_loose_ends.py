@@ -26,10 +26,13 @@ from tests.integration.test_operator_settles import (
     NO_LOOKUP,
     RECONCILE_WITHIN,
     aios_cli,
-    impatient_client,  # noqa: F401  (fixture)
     waiting_for_operator,
 )
-from tests.integration.test_reconcile import HANG, charge_then_ship
+from tests.integration.test_reconcile import (
+    HANG,
+    charge_then_ship,
+    impatient_client,  # noqa: F401  (fixture)
+)
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import wait_for_state, wait_for_status

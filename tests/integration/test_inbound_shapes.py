@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
@@ -26,13 +25,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 
-from activities.reconcile import ReconcileInput
 from aios.client import AiosClient
 from aios.inbound import InputRefused, UndecodableInput, read_input
-from aios.ledger import effects
 from aios.models.run import RunStatus
 from aios.settings import Settings
 from aios.stack import temporal
+from tests.integration.test_reconcile import charge_in_doubt, stripe_charge_input
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import audit_story, wait_for_status
@@ -198,20 +196,9 @@ async def test_a_reconciler_takes_every_shape_and_still_settles(
     aios_client: AiosClient, temporal_client: Client, task_queue: str
 ) -> None:
     key = f"shapes/{task_queue}/charge"
-    url = aios_client.settings.resolved_database_url
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await effects.begin(
-            conn, key=key, run_id="r", action="charge", connector="payments", request={"a": 1}
-        )
-        await effects.finish(conn, key=key, state="unknown", error="timed out")
-    request = ReconcileInput(
-        effect_key=key,
-        run_id="r",
-        connector="payments",
-        action="charge",
-        target="payment_intent",
-        poll_interval=timedelta(minutes=10),
-        max_duration=timedelta(minutes=30),
+    await charge_in_doubt(aios_client.settings.resolved_database_url, key)
+    request = stripe_charge_input(
+        key, poll_interval=timedelta(minutes=10), max_duration=timedelta(minutes=30)
     )
     handle = await temporal_client.start_workflow(
         ReconcileEffectWorkflow.run, request, id=f"reconcile-{key}", task_queue=task_queue

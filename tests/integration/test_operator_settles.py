@@ -15,27 +15,22 @@ import asyncio
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import httpx
 import psycopg
-import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
-import activities.deps
 from aios.client import EFFECT_RESOLVED_SIGNAL, AiosClient
 from aios.ledger import effects
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
 from aios.subjects import SubjectVault
 from tests.integration.test_reconcile import (
-    CLIENT_TIMEOUT,
     HANG,
     charge_then_ship,
+    impatient_client,  # noqa: F401  (shared fixture)
     ledger_row,
     wait_for_hung_requests,
-    worker_on,
 )
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.env import child_env
@@ -49,16 +44,6 @@ NO_LOOKUP = 405  # the service offers no lookup: only a webhook or the operator 
 def aios_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = child_env(COLUMNS="200")
     return subprocess.run([*AIOS, *args], capture_output=True, text=True, timeout=120, check=False, env=env)
-
-
-@pytest.fixture
-async def impatient_client(
-    stack_settings: Settings, temporal_client: Client, task_queue: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[AiosClient]:
-    """A worker whose HTTP client gives up after CLIENT_TIMEOUT (the server hangs for longer)."""
-    monkeypatch.setattr(activities.deps, "HTTP_TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT))
-    async with worker_on(stack_settings, temporal_client, task_queue) as client:
-        yield client
 
 
 async def waiting_for_operator(client: AiosClient, run_id: str) -> RunState:
@@ -75,7 +60,9 @@ async def resolution_of(settings: Settings, key: str) -> tuple[str, str | None, 
 
 
 async def test_an_unknown_outcome_waits_for_the_operator_who_says_it_was_applied(
-    impatient_client: AiosClient, effect_server: EffectServer, database_url: str
+    impatient_client: AiosClient,  # noqa: F811  (the fixture imported above)
+    effect_server: EffectServer,
+    database_url: str,
 ) -> None:
     # charge: applied but unanswered, then refused (the ledger stays unknown); no lookup.
     effect_server.lookup_status = NO_LOOKUP
@@ -147,7 +134,9 @@ async def test_an_unknown_outcome_waits_for_the_operator_who_says_it_was_applied
 
 
 async def test_not_applied_makes_the_waiting_run_compensate(
-    impatient_client: AiosClient, effect_server: EffectServer, database_url: str
+    impatient_client: AiosClient,  # noqa: F811  (the fixture imported above)
+    effect_server: EffectServer,
+    database_url: str,
 ) -> None:
     # charge goes through; ship: the connection drops (unknown), then a refusal; no lookup.
     effect_server.lookup_status = NO_LOOKUP

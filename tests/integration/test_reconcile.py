@@ -96,6 +96,28 @@ async def ledger_row(database_url: str, key: str) -> effects.EffectRecord:
     return record
 
 
+async def charge_in_doubt(database_url: str, key: str) -> None:
+    """A payments charge the ledger calls unknown: sent, and no answer came back."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await effects.begin(
+            conn, key=key, run_id="r", action="charge", connector="payments", request={"amount": 5}
+        )
+        await effects.finish(conn, key=key, state="unknown", error="timed out")
+
+
+def stripe_charge_input(key: str, *, poll_interval: timedelta, max_duration: timedelta) -> ReconcileInput:
+    """What a reconciler of that charge is started with (Stripe: no lookup by idempotency key)."""
+    return ReconcileInput(
+        effect_key=key,
+        run_id="r",
+        connector="payments",
+        action="charge",
+        target="payment_intent",
+        poll_interval=poll_interval,
+        max_duration=max_duration,
+    )
+
+
 async def reconcile(client: Client, task_queue: str, request: ReconcileInput) -> ReconcileResult:
     return await client.execute_workflow(
         ReconcileEffectWorkflow.run,
@@ -242,20 +264,8 @@ async def test_without_a_conclusive_answer_the_ledger_stays_unknown(
 ) -> None:
     # Stripe cannot be looked up and no webhook comes: the operator must decide, nobody guesses.
     key = new_key()
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await effects.begin(
-            conn, key=key, run_id="r", action="charge", connector="payments", request={"amount": 5}
-        )
-        await effects.finish(conn, key=key, state="unknown", error="timed out")
-    request = ReconcileInput(
-        effect_key=key,
-        run_id="r",
-        connector="payments",
-        action="charge",
-        target="payment_intent",
-        poll_interval=FAST,
-        max_duration=timedelta(seconds=2),
-    )
+    await charge_in_doubt(database_url, key)
+    request = stripe_charge_input(key, poll_interval=FAST, max_duration=timedelta(seconds=2))
     result = await reconcile(worker_client.temporal, task_queue, request)
     assert (result.outcome, result.resolved_by, result.ledger_state) == ("unresolved", "none", "unknown")
     assert result.needs_operator
