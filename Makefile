@@ -29,6 +29,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The fault suite at full size (100 runs per scenario); writes docs/RELIABILITY.md.
 faults: up

@@ -21,7 +21,7 @@ from activities.deps import ActivityDeps
 from aios.errors import EffectConflict, EffectFailed, UnknownConnector, application_error
 from aios.ledger import effects
 from aios.models.run import ActionCall, ActionResult
-from aios.telemetry import tracer
+from aios.observability.telemetry import tracer
 from connectors.actions.base import ActionConnector, EffectRequest
 from connectors.errors import ConnectFailed, ConnectorError, RateLimited, TimeoutError_, TransportError
 

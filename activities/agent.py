@@ -15,8 +15,11 @@ from activities.actions import ActionActivities, as_application_error
 from activities.audit import run_entries
 from activities.deps import ActivityDeps
 from activities.memory import describe_run
-from aios.audit import append
 from aios.errors import ModelNotConfigured, NoSlotYet, application_error
+from aios.governance.audit import append
+from aios.governance.policy import chained_act
+from aios.governance.slots import free_ended_slots
+from aios.governance.subjects import SubjectVault, run_subject
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
@@ -34,10 +37,7 @@ from aios.models.run import (
     ThinkResult,
     reservation_key,
 )
-from aios.policy import chained_act
-from aios.slots import free_ended_slots
-from aios.subjects import SubjectVault, run_subject
-from aios.telemetry import current_trace_id
+from aios.observability.telemetry import current_trace_id
 from connectors.errors import ConnectorError
 from connectors.model import (
     ChatMessage,
@@ -241,7 +241,7 @@ def chained_turn(request: ThinkRequest, result: ThinkResult) -> ThinkRequest | N
     """The next turn the think activity may take on its own, or None.
 
     Only when the plan's act is one the workflow defers into that very turn (the rule is
-    aios.policy's `chained_act`): the workflow, grading the same proposal, defers the very
+    aios.governance.policy's `chained_act`): the workflow, grading the same proposal, defers the very
     same act (same step, same effect key) and takes this turn's result instead of asking
     again (it checks the act's key).
     """

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 
-from aios.audit import AuditEntry, append
+from aios.governance.audit import AuditEntry, append
+from aios.governance.subjects import SubjectKey
 from aios.models import AuditEvent, AuditReceipt
 from aios.models.run import AuditEventRef, RunState
-from aios.subjects import SubjectKey
-from aios.telemetry import current_trace_id
+from aios.observability.telemetry import current_trace_id
 
 
 class AuditActivities:

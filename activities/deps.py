@@ -8,10 +8,10 @@ from typing import Protocol, runtime_checkable
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
+from aios.governance.subjects import SubjectVault
 from aios.memory.factory import open_memory
 from aios.memory.service import MemoryService
 from aios.settings import Settings
-from aios.subjects import SubjectVault
 from connectors.actions.base import ActionConnector
 from connectors.actions.email import EmailConnector, SmtpConfig
 from connectors.actions.http import HttpActionConnector

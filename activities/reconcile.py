@@ -20,9 +20,9 @@ from temporalio import activity
 from activities.actions import effect_request
 from activities.deps import ActivityDeps
 from aios.ledger import effects
+from aios.ledger.webhooks import WebhookEvent
 from aios.models.base import Payload
 from aios.models.run import ActionCall
-from aios.webhooks import WebhookEvent
 from connectors.actions.base import ActionConnector, EffectLookup, EffectRequest
 from connectors.errors import ConnectorError
 

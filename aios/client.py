@@ -32,7 +32,6 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
-from aios.audit import AuditEntry, append
 from aios.errors import (
     AdmissionRefused,
     DecisionRefused,
@@ -43,6 +42,9 @@ from aios.errors import (
     RunStuck,
     WaitTimedOut,
 )
+from aios.governance.audit import AuditEntry, append
+from aios.governance.rollouts import VersionDiff, diff_runs
+from aios.governance.subjects import SubjectVault
 from aios.ledger import budget, effects, runs
 from aios.models import PingInput, PingResult
 from aios.models.manifest import AgentManifest
@@ -56,12 +58,10 @@ from aios.models.run import (
     RunInput,
     RunState,
 )
-from aios.rollouts import VersionDiff, diff_runs
-from aios.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
-from aios.server_errors import explain, postgres_unreachable, temporal_unreachable
 from aios.settings import Settings
-from aios.subjects import SubjectVault
-from aios.temporal_client import connect
+from aios.temporal.connection import connect
+from aios.temporal.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
+from aios.temporal.server_errors import explain, postgres_unreachable, temporal_unreachable
 
 AGENT_RUN = "AgentRun"
 EFFECT_RESOLVED_SIGNAL = "effect_resolved"  # workflows/operator_interface.py handles it
@@ -176,7 +176,7 @@ class AiosClient:
             Raises AdmissionRefused (over the daily budget), InputTooLarge, or a server error.
         """
         if manifest is None:
-            from aios.manifests import find_manifest
+            from aios.governance.manifests import find_manifest
 
             manifest = find_manifest(agent)
         run_id = run_id or f"{agent}-{uuid.uuid4().hex[:10]}"

@@ -20,7 +20,7 @@ from aios.client import AiosClient
 from aios.errors import DecisionRefused
 from aios.models.manifest import AgentManifest
 from aios.models.run import RunState, RunStatus
-from aios.search_attributes import STATE_KEY
+from aios.temporal.search_attributes import STATE_KEY
 from bench.langgraph_common import APPROVER
 
 RUN_TIMEOUT = 120.0  # seconds: a run that takes longer is a broken benchmark

@@ -1,7 +1,7 @@
 """The agent loop of the side-by-side benchmark, as an aios manifest and as a LangGraph graph.
 
 Both sides run the same loop: K actions, proposed one per turn by aios's offline model
-(`connectors/model/offline.py`), graded by aios's policy (`aios.policy.grade_action`), one of
+(`connectors/model/offline.py`), graded by aios's policy (`aios.governance.policy.grade_action`), one of
 them of high risk so it waits for an approval, each executed as a side effect (a no-op, or a
 POST to a loopback counting server). The LangGraph side is a StateGraph of three nodes,
 think -> gate -> act, checkpointed by AsyncPostgresSaver into its own schema of the same
@@ -38,9 +38,9 @@ from langgraph.types import Command, interrupt
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from aios.governance.policy import grade_action
 from aios.models.manifest import AgentManifest, Grade
 from aios.models.run import ProposedAction
-from aios.policy import grade_action
 from aios.settings import load_settings
 from bench.langgraph_common import APPROVER, loop_manifest
 from connectors.model.offline import OfflineModel

@@ -18,7 +18,7 @@ from aios import stack
 from aios.settings import Settings, load_settings
 from aios.stack import postgres, temporal
 from aios.stack.owner import describe, foreign_services
-from aios.temporal_client import connect
+from aios.temporal.connection import connect
 
 
 @pytest.fixture(scope="session")

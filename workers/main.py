@@ -24,14 +24,14 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import build_activities
 from activities.actions import ActionActivities
 from activities.deps import ActivityDeps, close_deps, open_deps
+from aios.governance.slots import sweep as sweep_slots
 from aios.ledger import health
-from aios.metrics import install_metrics
-from aios.queues import connector_queue
-from aios.redaction import install_redaction
+from aios.observability.metrics import install_metrics
+from aios.observability.telemetry import configure_tracing
 from aios.settings import Settings
-from aios.slots import sweep as sweep_slots
-from aios.telemetry import configure_tracing
-from aios.temporal_client import connect
+from aios.temporal.connection import connect
+from aios.temporal.queues import connector_queue
+from aios.temporal.redaction import install_redaction
 from connectors.breaker import breaker_states
 from workflows import WORKFLOWS
 
@@ -127,7 +127,7 @@ async def _report_health(deps: ActivityDeps, worker_id: str, stop: asyncio.Event
 
 
 async def _sweep_slots(deps: ActivityDeps, client: Client, every: float, stop: asyncio.Event) -> None:
-    """Free the slots of runs that ended without releasing them (see aios/slots.py)."""
+    """Free the slots of runs that ended without releasing them (see aios/governance/slots.py)."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.agent import AgentActivities
     from activities.reconcile import ReconcileResult
     from aios.errors import ActionFailed, ActMissing, RunAborted, application_error
+    from aios.governance.policy import grade_action, rides_in_next_think, turns_ahead
     from aios.models.manifest import ActionSpec, Grade
     from aios.models.run import (
         ActionCall,
@@ -73,7 +74,6 @@ with workflow.unsafe.imports_passed_through():
         next_budget_day,
         reservation_key,
     )
-    from aios.policy import grade_action, rides_in_next_think, turns_ahead
 
 
 # A real model on a CPU can take minutes, with the connector's own retries on top.
@@ -231,7 +231,7 @@ class AgentRunWorkflow(OperatorInterface):
         return None
 
     def _chain_length(self, turn: int) -> int:
-        """How many further turns the think activity may take on its own (aios.policy's rule)."""
+        """How many further turns the think activity may take on its own (aios.governance.policy's rule)."""
         if not self._chains:
             return 0
         return turns_ahead(

@@ -16,6 +16,7 @@ from workflows.bookkeeping import RunBookkeeping
 from workflows.run_progress import Verdict
 
 with workflow.unsafe.imports_passed_through():
+    from aios.governance.policy import may_approve
     from aios.models.run import (
         Decision,
         DecisionOutcome,
@@ -24,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
         RefusedDecision,
         RunStatus,
     )
-    from aios.policy import may_approve
 
 RECEIVED_EXCERPT = 300
 

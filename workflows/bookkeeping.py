@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepStatus,
     )
-    from aios.search_attributes import RISK_KEY, STATE_KEY
+    from aios.temporal.search_attributes import RISK_KEY, STATE_KEY
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # Only for runs from before record-checkpoints (versions.py): they ended a workflow task with a

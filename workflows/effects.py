@@ -27,10 +27,10 @@ from workflows.versions import OPERATOR_SETTLES_PATCH, RECONCILE_PATCH
 with workflow.unsafe.imports_passed_through():
     from activities.actions import ActionActivities
     from activities.reconcile import LedgerReading, ReconcileActivities, ReconcileInput, ReconcileResult
+    from aios.ledger.webhooks import reconcile_workflow_id
     from aios.models.manifest import ActionSpec, AgentManifest
     from aios.models.run import ActionCall, ActionResult, Proposal
-    from aios.queues import connector_queue, runs_inline
-    from aios.webhooks import reconcile_workflow_id
+    from aios.temporal.queues import connector_queue, runs_inline
     from connectors.errors import CONNECTOR_ERRORS
 
 ACTION_TIMEOUT = timedelta(seconds=60)

@@ -1,7 +1,7 @@
 """The one door of every signal and update: handlers that take any input and refuse bad ones.
 
 `inbound_signal` and `inbound_update` register a handler with Temporal under its public name,
-taking `*inputs` (any count, any shape: see aios/inbound.py), and call the typed method they
+taking `*inputs` (any count, any shape: see aios/temporal/inbound.py), and call the typed method they
 decorate only with a valid model. A bad input is refused through the workflow's
 `_refuse_input` (recorded in its state and, for a run, its audit trail) and the run goes on
 unchanged; an update's validator refuses it before it reaches history. Every workflow class's
@@ -18,7 +18,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from aios.inbound import InputRefused, read_input
+    from aios.temporal.inbound import InputRefused, read_input
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 ResultT = TypeVar("ResultT")

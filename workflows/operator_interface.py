@@ -20,7 +20,6 @@ from workflows.inbound import inbound_signal, inbound_update
 from workflows.run_progress import Verdict
 
 with workflow.unsafe.imports_passed_through():
-    from aios.inbound import InputRefused
     from aios.models.run import (
         DayCapOverride,
         Decision,
@@ -31,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ResumeRequest,
         RunState,
     )
+    from aios.temporal.inbound import InputRefused
 
 
 class OperatorInterface(ApprovalGate):

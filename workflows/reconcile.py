@@ -32,8 +32,8 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
         Source,
     )
-    from aios.inbound import InputRefused
-    from aios.webhooks import RECONCILE_WORKFLOW, WEBHOOK_SIGNAL, WebhookEvent
+    from aios.ledger.webhooks import RECONCILE_WORKFLOW, WEBHOOK_SIGNAL, WebhookEvent
+    from aios.temporal.inbound import InputRefused
 
 CHECK_TIMEOUT = timedelta(seconds=60)
 # A check that fails outright (Postgres away) is one inconclusive poll: the loop asks again.

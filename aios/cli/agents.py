@@ -12,9 +12,9 @@ import yaml
 from aios.cli.common import fail, run, say, settings, table
 from aios.client import AiosClient
 from aios.errors import ManifestInvalid
-from aios.manifests import agents_dir, find_manifest, list_manifests, load_manifest
+from aios.governance.manifests import agents_dir, find_manifest, list_manifests, load_manifest
+from aios.governance.rollouts import VersionDiff
 from aios.models.manifest import AgentManifest
-from aios.rollouts import VersionDiff
 
 app = typer.Typer(help="Agent manifests: validate, list, show; canary rollouts and their diff.")
 

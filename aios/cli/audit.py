@@ -9,10 +9,10 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from aios import audit
-from aios.audit import AuditRow
 from aios.cli.common import console, fail, run, say, settings, table
-from aios.subjects import SubjectVault
+from aios.governance import audit
+from aios.governance.audit import AuditRow
+from aios.governance.subjects import SubjectVault
 
 STORY_COLUMNS = (
     "time",

@@ -14,10 +14,10 @@ from rich.text import Text
 from temporalio.service import RPCError
 
 from aios.errors import AiosError
-from aios.redaction import install_redaction
-from aios.server_errors import explain_unbound, postgres_unreachable
+from aios.observability.telemetry import configure_tracing
 from aios.settings import Settings, load_settings
-from aios.telemetry import configure_tracing
+from aios.temporal.redaction import install_redaction
+from aios.temporal.server_errors import explain_unbound, postgres_unreachable
 
 if TYPE_CHECKING:
     from aios.stack import ServiceState
@@ -59,7 +59,7 @@ def settings() -> Settings:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; an AiosError becomes one line and its exit code, never a traceback.
 
-    The client maps server failures to AiosErrors at its boundary (aios/server_errors.py); the
+    The client maps server failures to AiosErrors at its boundary (aios/temporal/server_errors.py); the
     two last `except`s catch what a command reached without the client, in the same words.
     """
     # The CLI's own spans (a run's start, a signal) begin the traces the worker continues.

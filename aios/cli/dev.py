@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
-from aios import codec_server, stack
+from aios import stack
 from aios.cli.common import console, fail, report_problems, settings, table
-from aios.codec import rotate_key
 from aios.errors import AiosError
 from aios.stack import temporal
+from aios.temporal import codec_server
+from aios.temporal.codec import rotate_key
 
 app = typer.Typer(help="Run the local stack: Temporal dev server + Web UI, Postgres, Qdrant.")
 

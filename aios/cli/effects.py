@@ -5,7 +5,7 @@ whose outcome reconciliation could not learn: the ledger and an audit row, then 
 run is told (`AiosClient.resolve_effect`).
 
 `aios webhook` delivers a webhook event by hand (tests, scripts), or serves the HTTP endpoint.
-Both paths go through `aios.webhooks.WebhookIngestor.ingest`: the event is kept once per
+Both paths go through `aios.ledger.webhooks.WebhookIngestor.ingest`: the event is kept once per
 event id, then signalled to the effect's reconciler if one is running.
 """
 
@@ -25,9 +25,9 @@ from typer.core import TyperGroup
 
 from aios.cli.common import fail, run, say, settings, table
 from aios.client import AiosClient
+from aios.governance.subjects import SubjectVault
 from aios.ledger import effects
-from aios.subjects import SubjectVault
-from aios.webhooks import WebhookIngestor, WebhookInvalid, WebhookServer, parse_event
+from aios.ledger.webhooks import WebhookIngestor, WebhookInvalid, WebhookServer, parse_event
 
 
 class _ListByDefault(TyperGroup):

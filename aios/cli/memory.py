@@ -38,7 +38,7 @@ from aios.memory.retention import Retention, RetentionReport, TemporalRuns, crea
 from aios.memory.service import MemoryService
 from aios.memory.vectors import StoreBusy, holder
 from aios.settings import Settings
-from aios.temporal_client import connect
+from aios.temporal.connection import connect
 
 app = typer.Typer(help="Long-term memory: documents in Postgres, vectors in Qdrant.", no_args_is_help=True)
 

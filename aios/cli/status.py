@@ -10,7 +10,7 @@ import typer
 from aios import stack
 from aios.cli.common import fail, report_problems, run, say, settings, table
 from aios.ledger import effects, health
-from aios.tracefile import read_spans, render, trace_of_run
+from aios.observability.tracefile import read_spans, render, trace_of_run
 
 app = typer.Typer()
 

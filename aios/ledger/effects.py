@@ -5,7 +5,7 @@ request returns what is known (a finished outcome is replayed, never performed a
 with a different request it is a conflict. `finish` records the outcome.
 
 Given a `SubjectVault`, the outcome's response and error (and a webhook event's) are sealed
-with the key of the subject the effect's run serves (aios/subjects.py), and read back opened:
+with the key of the subject the effect's run serves (aios/governance/subjects.py), and read back opened:
 after `aios memory forget` they read as "[forgotten]", while state, attempts and the request
 hash (what makes a replay safe) stay as they were.
 """
@@ -23,8 +23,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from aios.errors import EffectConflict, EffectNotInDoubt
-from aios.subjects import Opener, SubjectKey, SubjectVault
-from aios.telemetry import tracer
+from aios.governance.subjects import Opener, SubjectKey, SubjectVault
+from aios.observability.telemetry import tracer
 
 EffectState = Literal["pending", "succeeded", "failed", "unknown"]
 

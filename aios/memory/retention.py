@@ -47,8 +47,8 @@ from aios.memory import documents
 from aios.memory.service import ErasedRuns, MemoryService
 from aios.models.base import Payload
 from aios.models.run import RunStatus
-from aios.payload_store import forget_workflow_payloads
 from aios.settings import MemoryRetentionRule, RetentionPolicy, RunRetentionRule
+from aios.temporal.payload_store import forget_workflow_payloads
 
 AGENT_RUN = "AgentRun"  # the agent run's workflow type (aios.client starts it by this name)
 RETENTION_WORKFLOW = "MemoryRetention"  # workflows/retention.py; started by name, as aios.client does

@@ -23,6 +23,7 @@ import numpy as np
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from aios.governance.subjects import SubjectVault
 from aios.memory import documents
 from aios.memory.documents import Document, Vector
 from aios.memory.embedders import Embedder, QueryCache
@@ -36,7 +37,6 @@ from aios.memory.messages import (
 )
 from aios.memory.scoring import Candidate, pack, rank, render
 from aios.memory.vectors import ExhaustiveStore, Hit, Point, StoreBusy, VectorStore
-from aios.subjects import SubjectVault
 
 T = TypeVar("T")
 SYNC_EVERY_SECONDS = 1.0

@@ -11,14 +11,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aios import codec_server
-from aios.codec import key_file, load_keyring
 from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack import postgres, qdrant, temporal
 from aios.stack.owner import Foreign, describe, foreign_services
 from aios.stack.process import terminate
 from aios.store.migrate import migrate, redact_url
+from aios.temporal import codec_server
+from aios.temporal.codec import key_file, load_keyring
 
 Progress = Callable[[str], None]
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aios import codec_server
 from aios.settings import Settings
 from aios.stack import postgres, temporal
 from aios.stack.process import (
@@ -28,6 +27,7 @@ from aios.stack.process import (
     port_open,
     working_directory,
 )
+from aios.temporal import codec_server
 
 DEFAULT_DATA_DIR = Path(".aios")  # Settings.data_dir's default, for a codec server started without one
 

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aios import codec_server
 from aios.errors import StackError
-from aios.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.settings import Settings
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, wait_until
+from aios.temporal import codec_server
+from aios.temporal.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 
 TEMPORAL_CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
 # v1.5.1 is the newest tag whose go.mod has no `replace` directive, so `go install` accepts it.

@@ -13,9 +13,9 @@ from typing import Any
 
 import psycopg
 
-from aios import audit
 from aios.client import AiosClient
 from aios.errors import RunFailed
+from aios.governance import audit
 from aios.models.manifest import AgentManifest, PolicySpec, RiskClass
 from aios.models.run import RunStatus
 from aios.settings import Settings

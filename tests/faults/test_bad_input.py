@@ -15,7 +15,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from aios.client import MAX_INPUT_BYTES, AiosClient
 from aios.errors import DecisionRefused, InputTooLarge, ManifestInvalid, RunNotFound
-from aios.manifests import load_manifest
+from aios.governance.manifests import load_manifest
 from aios.models.manifest import AgentManifest
 from aios.models.run import RunStatus
 from tests.faults.report import REPORT, Row

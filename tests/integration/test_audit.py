@@ -18,8 +18,8 @@ import pytest
 from pydantic import SecretStr
 from temporalio.client import Client
 
-from aios import audit
 from aios.client import AiosClient
+from aios.governance import audit
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
 from aios.store.migrate import migrate

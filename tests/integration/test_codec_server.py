@@ -15,8 +15,8 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from aios.codec import ENCODING, KEY_ID_METADATA, AesGcmCodec, Keyring, load_keyring
 from aios.settings import Settings
+from aios.temporal.codec import ENCODING, KEY_ID_METADATA, AesGcmCodec, Keyring, load_keyring
 from tests.support.env import child_env
 from tests.support.ports import free_port
 

@@ -15,7 +15,7 @@ import pytest
 
 from aios.settings import Settings, load_settings
 from aios.stack import temporal
-from aios.temporal_client import connect
+from aios.temporal.connection import connect
 from tests.support.env import child_env
 from tests.support.ports import free_port
 

@@ -21,15 +21,15 @@ import pytest
 from psycopg import sql
 from temporalio.client import Client
 
-from aios import audit
 from aios.client import AiosClient
+from aios.governance import audit
+from aios.governance.subjects import FORGOTTEN, SubjectVault
 from aios.ledger import effects
+from aios.ledger.webhooks import WebhookIngestor, parse_event
 from aios.memory.compaction import CompactionRequest
 from aios.models.run import RunStatus
 from aios.settings import Settings
 from aios.stack import log_files
-from aios.subjects import FORGOTTEN, SubjectVault
-from aios.webhooks import WebhookIngestor, parse_event
 from tests.integration.test_no_plaintext import temporal_files
 from tests.support.effect_server import EffectServer
 from tests.support.env import child_env

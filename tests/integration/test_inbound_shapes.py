@@ -26,10 +26,10 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 
 from aios.client import AiosClient
-from aios.inbound import InputRefused, UndecodableInput, read_input
 from aios.models.run import RunStatus
 from aios.settings import Settings
 from aios.stack import temporal
+from aios.temporal.inbound import InputRefused, UndecodableInput, read_input
 from tests.integration.test_reconcile import charge_in_doubt, stripe_charge_input
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest

@@ -15,7 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from aios.client import AiosClient
-from aios.metrics import (
+from aios.models.run import RunStatus
+from aios.observability.metrics import (
     AiosMetrics,
     MetricsService,
     ProcessMetrics,
@@ -25,7 +26,6 @@ from aios.metrics import (
     readers_from_env,
     temporal_runtime,
 )
-from aios.models.run import RunStatus
 from aios.settings import Settings
 from tests.support.effect_server import EffectServer
 from tests.support.env import child_env
@@ -189,9 +189,9 @@ async def test_service_keeps_both_fresh_while_it_runs(
 INSTALLED_WORKER = """
 import asyncio
 from psycopg_pool import AsyncConnectionPool
-from aios.metrics import install_metrics
+from aios.observability.metrics import install_metrics
 from aios.settings import load_settings
-from aios.temporal_client import connect
+from aios.temporal.connection import connect
 
 async def main() -> None:
     settings = load_settings()

@@ -35,10 +35,10 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.worker import Worker
 
-    from aios.redaction import MASK
     from aios.settings import Settings
     from aios.stack import temporal
-    from aios.temporal_client import connect
+    from aios.temporal.connection import connect
+    from aios.temporal.redaction import MASK
     from workers.main import run_worker, workflow_runner
 
 STEP = timedelta(seconds=30)

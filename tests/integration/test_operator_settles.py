@@ -21,10 +21,10 @@ import psycopg
 from temporalio.client import WorkflowExecutionStatus
 
 from aios.client import EFFECT_RESOLVED_SIGNAL, AiosClient
+from aios.governance.subjects import SubjectVault
 from aios.ledger import effects
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
-from aios.subjects import SubjectVault
 from tests.integration.test_reconcile import (
     HANG,
     charge_then_ship,

@@ -38,16 +38,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from temporalio.worker import Worker
 
-    from aios.payload_store import (
+    from aios.settings import Settings
+    from aios.stack import temporal
+    from aios.temporal.connection import connect
+    from aios.temporal.payload_store import (
         PayloadCorrupted,
         PayloadMissing,
         PayloadStoreUnavailable,
         PostgresPayloadDriver,
         forget_workflow_payloads,
     )
-    from aios.settings import Settings
-    from aios.stack import temporal
-    from aios.temporal_client import connect
     from workers.main import workflow_runner
 
 STEP = timedelta(seconds=30)

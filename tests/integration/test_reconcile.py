@@ -29,12 +29,12 @@ from activities.actions import ActionActivities
 from activities.deps import close_deps, open_deps
 from activities.reconcile import ReconcileInput, ReconcileResult
 from aios.client import AiosClient
+from aios.governance.subjects import SubjectVault
 from aios.ledger import effects
+from aios.ledger.webhooks import reconcile_workflow_id
 from aios.models.manifest import ActionSpec, AgentManifest, PolicySpec, RiskClass
 from aios.models.run import ActionCall, RunStatus
 from aios.settings import Settings, load_settings
-from aios.subjects import SubjectVault
-from aios.webhooks import reconcile_workflow_id
 from connectors.actions.base import EffectRequest
 from connectors.actions.http import HttpActionConnector
 from connectors.actions.payments import PaymentsConnector

@@ -11,11 +11,11 @@ import pytest
 from temporalio.client import Client
 
 from aios.client import AiosClient
+from aios.governance.subjects import SubjectVault
 from aios.ledger import effects
 from aios.models.manifest import ActionSpec, AgentManifest, PolicySpec, RiskClass
 from aios.models.run import RunStatus
 from aios.settings import Settings
-from aios.subjects import SubjectVault
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.manifests import unique_agent
 from tests.support.stripe_mock import StripeMock

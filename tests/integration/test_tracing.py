@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from aios.client import AiosClient
 from aios.models.run import RunStatus
-from aios.telemetry import configure_tracing
+from aios.observability.telemetry import configure_tracing
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import wait_for_status

@@ -24,14 +24,14 @@ from temporalio.client import Client, WorkflowHandle
 from activities.reconcile import ReconcileInput, ReconcileProgress, ReconcileResult
 from aios.client import AiosClient
 from aios.ledger import effects
-from aios.settings import Settings
-from aios.webhooks import (
+from aios.ledger.webhooks import (
     WEBHOOK_SIGNAL,
     WebhookEvent,
     WebhookIngestor,
     WebhookServer,
     reconcile_workflow_id,
 )
+from aios.settings import Settings
 from tests.integration.test_reconcile import (
     FAST,
     HANG,

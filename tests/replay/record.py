@@ -28,7 +28,7 @@ from aios.errors import RunFailed
 from aios.models.manifest import AgentManifest, BudgetSpec, ModelSpec
 from aios.models.run import RunState, RunStatus
 from aios.settings import load_settings
-from aios.temporal_client import connect
+from aios.temporal.connection import connect
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.manifests import FAST_SLA, noop_manifest, refund_like_manifest
 from tests.support.runs import chain_histories, wait_for_status

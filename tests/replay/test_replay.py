@@ -24,7 +24,7 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from aios.inbound import InboundPayloadConverter
+from aios.temporal.inbound import InboundPayloadConverter
 from tests.replay.variants import PatchedExtraWait, UnpatchedExtraWait
 from workers.main import workflow_runner
 from workflows import WORKFLOWS

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from aios import audit
 from aios.client import AiosClient
 from aios.errors import AiosError, RunNotFound, RunStuck, WaitTimedOut
+from aios.governance import audit
+from aios.governance.subjects import SubjectVault
 from aios.models.run import RunState, RunStatus
-from aios.server_errors import TASK_FAILING
 from aios.settings import Settings
-from aios.subjects import SubjectVault
+from aios.temporal.server_errors import TASK_FAILING
 
 POLL_SECONDS = 0.1
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from aios.audit import (
+from aios.governance.audit import (
     GENESIS,
     AuditEntry,
     AuditRow,

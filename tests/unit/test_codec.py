@@ -19,7 +19,8 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from aios.codec import (
+from aios.settings import Settings
+from aios.temporal.codec import (
     ENCODING,
     KEY_ID_METADATA,
     NONCE_BYTES,
@@ -33,9 +34,8 @@ from aios.codec import (
     parse_keyring,
     rotate_key,
 )
-from aios.redaction import MASK, RedactingSpanExporter, RedactionFilter, failure_converter_class
-from aios.settings import Settings
-from aios.temporal_client import data_converter
+from aios.temporal.connection import data_converter
+from aios.temporal.redaction import MASK, RedactingSpanExporter, RedactionFilter, failure_converter_class
 
 PLAIN = "payload-canary-plaintext"
 KEY_A = base64.b64encode(b"a" * 32).decode()

@@ -24,7 +24,7 @@ from connectors.errors import CONNECTOR_ERRORS, ConnectorError
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("aios", "activities", "workflows", "connectors", "workers")
 # Control flow inside the codec server's HTTP parser: never leaves the module.
-PRIVATE_ERRORS = {"aios.codec_server._Refused"}
+PRIVATE_ERRORS = {"aios.temporal.codec_server._Refused"}
 
 # The `type` of each failure aios sends through Temporal, exactly as old runs see it.
 WIRE_NAMES = {

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from aios.cli.agents import app
 from aios.errors import ManifestInvalid
-from aios.manifests import (
+from aios.governance.manifests import (
     MANIFEST_DIR_VARIABLE,
     agents_dir,
     find_manifest,

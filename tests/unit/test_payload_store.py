@@ -15,14 +15,14 @@ from pydantic import SecretStr
 from temporalio.converter import StorageDriverClaim, StorageDriverRetrieveContext
 
 from aios.errors import SettingsInvalid
-from aios.payload_store import (
+from aios.settings import Settings, load_settings
+from aios.temporal.connection import data_converter
+from aios.temporal.payload_store import (
     DRIVER_NAME,
     PayloadStoreError,
     PayloadStoreUnavailable,
     PostgresPayloadDriver,
 )
-from aios.settings import Settings, load_settings
-from aios.temporal_client import data_converter
 
 CLOSED_DATABASE = "postgresql://aios:hunter2@127.0.0.1:1/aios"
 KEYS = SecretStr("k1:" + base64.b64encode(b"k" * 32).decode())

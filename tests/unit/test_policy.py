@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from aios.governance.policy import chained_act, grade_action, may_approve, rides_in_next_think, turns_ahead
 from aios.models.manifest import AgentManifest, Grade, PolicySpec
 from aios.models.run import PlanResponse, ProposedAction
-from aios.policy import chained_act, grade_action, may_approve, rides_in_next_think, turns_ahead
 
 CONFIDENT = 0.9
 

@@ -1,5 +1,5 @@
 from aios.client import _bucket
-from aios.rollouts import diff_runs
+from aios.governance.rollouts import diff_runs
 
 
 def _row(run_id: str, version: str, actions: list[str], paired_with: str | None = None) -> dict[str, object]:

@@ -5,7 +5,7 @@ from pathlib import Path
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from aios.tracefile import JsonLinesSpanExporter, read_spans, render, trace_of_run
+from aios.observability.tracefile import JsonLinesSpanExporter, read_spans, render, trace_of_run
 from tests.support.env import child_env
 
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from aios.cli.effects import _is_loopback, webhook_app
 from aios.ledger import effects
-from aios.webhooks import WebhookEvent, WebhookInvalid, parse_event, reconcile_workflow_id
+from aios.ledger.webhooks import WebhookEvent, WebhookInvalid, parse_event, reconcile_workflow_id
 
 VALID = {"id": "evt_1", "effect_key": "run-1/step-1/charge", "outcome": "succeeded", "response": {"id": "x"}}
 

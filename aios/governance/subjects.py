@@ -10,7 +10,7 @@ rewritten, so the audit chain, which covers the ciphertext, still verifies.
 
 Why random keys kept in Postgres rather than keys derived from the project key: a derived key
 cannot be destroyed without destroying the project key (and every other subject with it).
-Each key is stored wrapped by the project's payload keyring (aios/codec.py), so a copy of the
+Each key is stored wrapped by the project's payload keyring (aios/temporal/codec.py), so a copy of the
 database without the key file opens nothing; the wrapping key's id is kept beside it, so a
 rotated keyring still unwraps. With payload encryption off, keys are stored unwrapped: the
 only copy still goes with `forget`.
@@ -37,9 +37,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import AsyncConnection
 
-from aios.codec import KEY_BYTES, NONCE_BYTES, Keyring, load_keyring
 from aios.errors import AiosError
 from aios.settings import Settings
+from aios.temporal.codec import KEY_BYTES, NONCE_BYTES, Keyring, load_keyring
 
 FORGOTTEN = "[forgotten]"
 SEALED_FIELD = "aios_sealed"  # a sealed JSON value: {"aios_sealed": "v1", "key": id, "data": b64}

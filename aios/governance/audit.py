@@ -16,7 +16,7 @@ The chain commits to `input_digest` (sha256 of the canonical `detail`) rather th
 detail is still caught, and a future forget policy could erase personal data from `detail`
 without breaking the chain.
 
-That forget policy is crypto-shredding (aios/subjects.py): an entry of a run that serves a
+That forget policy is crypto-shredding (aios/governance/subjects.py): an entry of a run that serves a
 subject is sealed before it is hashed, its detail and rationale encrypted with the subject's
 key, so the chain covers the ciphertext. `aios memory forget` destroys the key; the rows are
 never touched, `verify` (which needs no key) still passes, and `run_story` shows "[forgotten]"
@@ -40,8 +40,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from aios.errors import AiosError
+from aios.governance.subjects import Opener, SubjectKey, SubjectVault, key_ids, sealed_key_id
 from aios.store.transactions import atomic
-from aios.subjects import Opener, SubjectKey, SubjectVault, key_ids, sealed_key_id
 
 GENESIS = "0" * 64
 # Any fixed 64-bit number works; it only has to differ from the other advisory locks (migrations).
@@ -188,7 +188,7 @@ class AuditRow:
     manifest_version: str | None
     trace_id: str | None
     recorded_at: datetime
-    # Read back opened (aios.audit.opened): the detail as stored, which `input_digest` covers.
+    # Read back opened (aios.governance.audit.opened): the detail as stored, which `input_digest` covers.
     sealed_detail: dict[str, Any] | None = None
 
     def content(self) -> dict[str, Any]:

@@ -15,23 +15,23 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
-from aios.codec import codec_for
-from aios.inbound import InboundPayloadConverter
-from aios.payload_store import external_storage_for
-from aios.redaction import failure_converter_class, redactor_for
 from aios.settings import Settings
+from aios.temporal.codec import codec_for
+from aios.temporal.inbound import InboundPayloadConverter
+from aios.temporal.payload_store import external_storage_for
+from aios.temporal.redaction import failure_converter_class, redactor_for
 
 
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic payloads, encrypted unless AIOS_PAYLOAD_ENCRYPTION=false, large ones offloaded.
 
     The SDK runs the codec before external storage (and the reverse when reading), so what
-    aios/payload_store.py writes to Postgres is the ciphertext, never the plain payload.
+    aios/temporal/payload_store.py writes to Postgres is the ciphertext, never the plain payload.
     """
     codec = codec_for(settings)
     return dataclasses.replace(
         pydantic_data_converter,
-        # Un-hinted decoding (every `*inputs` signal and update handler) never fails: aios/inbound.py.
+        # Un-hinted decoding (every `*inputs` handler) never fails: aios/temporal/inbound.py.
         payload_converter_class=InboundPayloadConverter,
         payload_codec=codec,
         failure_converter_class=failure_converter_class(redactor_for(settings), encrypt=codec is not None),

@@ -44,13 +44,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from aios.errors import AiosError
+from aios.governance.subjects import SubjectVault
 from aios.ledger import effects
 from aios.models.base import Payload
 from aios.settings import Settings
 from aios.store.migrate import redact_url
-from aios.subjects import SubjectVault
 
-log = logging.getLogger("aios.webhooks")
+log = logging.getLogger("aios.ledger.webhooks")
 
 RECONCILE_WORKFLOW = "ReconcileEffect"
 WEBHOOK_SIGNAL = "webhook"
@@ -227,7 +227,7 @@ class WebhookIngestor:
         kept = "kept; a reconciler started later finds it when it polls"
         try:
             if self._client is None:
-                from aios.temporal_client import connect
+                from aios.temporal.connection import connect
 
                 self._client = await connect(self._settings)
             await self._client.get_workflow_handle(workflow_id).signal(WEBHOOK_SIGNAL, event)

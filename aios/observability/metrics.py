@@ -1,6 +1,6 @@
 """OpenTelemetry metrics: Temporal's runtime metrics and aios's own, read from Postgres.
 
-Configured by the standard OTEL_* variables, like the traces (aios/telemetry.py):
+Configured by the standard OTEL_* variables, like the traces (aios/observability/telemetry.py):
 OTEL_METRICS_EXPORTER names the exporters (otlp, console, none); without it, metrics go over
 OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or the metrics-specific one) is set, and nowhere
 otherwise: nothing is collected, no task runs. OTLP's protocol, endpoint, headers and the
@@ -54,7 +54,7 @@ from temporalio.runtime import (
 from aios.ledger import budget, health
 from aios.settings import Settings
 
-log = logging.getLogger("aios.metrics")
+log = logging.getLogger("aios.observability.metrics")
 
 METER_NAME = "aios"
 DRAIN_EVERY = 1.0  # seconds between drains of Temporal's metric buffer

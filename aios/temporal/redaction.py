@@ -29,8 +29,8 @@ from pydantic import SecretStr
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DefaultFailureConverter, FailureConverter, PayloadConverter
 
-from aios.codec import KeyringInvalid, load_keyring
 from aios.settings import Settings
+from aios.temporal.codec import KeyringInvalid, load_keyring
 from connectors.redaction import MASK, Redactor
 
 __all__ = [

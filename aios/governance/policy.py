@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aios.models.manifest import ActionSpec, AgentManifest, Grade, PolicySpec
 from aios.models.run import PlanResponse, ProposedAction
-from aios.queues import runs_inline
+from aios.temporal.queues import runs_inline
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from aios.redaction import RedactingSpanExporter
-from aios.tracefile import JsonLinesSpanExporter
+from aios.observability.tracefile import JsonLinesSpanExporter
+from aios.temporal.redaction import RedactingSpanExporter
 
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 TRACER_NAME = "aios"
