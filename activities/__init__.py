@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.actions import ActionActivities
+from activities.admission import AdmissionActivities
 from activities.agent import AgentActivities
 from activities.audit import AuditActivities
 from activities.compaction import CompactionActivities
@@ -43,4 +44,5 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         compaction.commit,
         compaction.undo,
         RetentionActivities(deps).apply,
+        AdmissionActivities(deps).start,
     ]

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
 
 from aios.governance.subjects import SubjectVault
 from aios.memory.factory import open_memory
@@ -39,6 +40,8 @@ class ActivityDeps:
     memory_unavailable: str = ""
     # Seals what runs record about their subjects; None: built from `settings` when first used.
     subject_vault: SubjectVault | None = None
+    # Starts the runs triggers admit (activities/admission.py); set by the worker once connected.
+    temporal: Client | None = None
 
     @property
     def subjects(self) -> SubjectVault:

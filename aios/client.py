@@ -8,8 +8,6 @@ state = await client.state(started.run_id)
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,52 +23,40 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDReusePolicy,
-)
 from temporalio.service import RPCError
 
 from aios.errors import (
-    AdmissionRefused,
     DecisionRefused,
-    InputTooLarge,
     RunFailed,
     RunFinished,
     RunNotFound,
     RunStuck,
     WaitTimedOut,
 )
+from aios.governance.admission import AGENT_RUN, MAX_INPUT_BYTES, Admission
 from aios.governance.audit import AuditEntry, append
 from aios.governance.rollouts import VersionDiff, diff_runs
 from aios.governance.subjects import SubjectVault
-from aios.ledger import budget, effects, runs
+from aios.ledger import effects, runs
 from aios.models import PingInput, PingResult
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
+    Cause,
     Decision,
     DecisionOutcome,
     DecisionRequest,
     EffectResolution,
     ResumeRequest,
-    RunInput,
     RunState,
 )
+from aios.models.start import StartOutcome, StartRequest
 from aios.settings import Settings
 from aios.temporal.connection import connect
 from aios.temporal.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.temporal.server_errors import explain, postgres_unreachable, temporal_unreachable
 
-AGENT_RUN = "AgentRun"
 EFFECT_RESOLVED_SIGNAL = "effect_resolved"  # workflows/operator_interface.py handles it
-# Temporal refuses a payload over 2 MiB (`limit.blobSize.error`, on the dev server as on Cloud)
-# with a bare "Blob data size exceeds limit". Offloading large payloads to Postgres lifts that,
-# but the task still goes whole to the model on every turn, where megabytes overflow any context
-# window. So a run's input stays under this, measured encrypted and before offloading, and the
-# error says what to do instead.
-MAX_INPUT_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -106,6 +92,7 @@ class EffectResolved:
 
 class AiosClient:
     def __init__(self, client: Client, settings: Settings) -> None:
+        self.admission = Admission(client, settings, self._connection)
         self.temporal = client
         self.settings = settings
 
@@ -175,92 +162,35 @@ class AiosClient:
             The run's id, the manifest version and mode it got, and its shadow run's id, if any.
             Raises AdmissionRefused (over the daily budget), InputTooLarge, or a server error.
         """
-        if manifest is None:
-            from aios.governance.manifests import find_manifest
-
-            manifest = find_manifest(agent)
-        run_id = run_id or f"{agent}-{uuid.uuid4().hex[:10]}"
-        paused, rollout = await self._admit(manifest)
-        chosen, shadow = manifest, None
-        if rollout is not None:
-            candidate, share, mode = rollout
-            if mode == "live" and _bucket(run_id) < share:
-                chosen = candidate
-            elif mode == "shadow":
-                shadow = candidate
-        request = RunInput(
+        request = StartRequest(
             agent=agent,
-            manifest=chosen,
             task=task,
-            mode=chosen.mode,
-            start_paused=paused,
-            requested_by=requested_by,
+            cause=Cause(ref=requested_by),
+            run_id=run_id,
+            manifest=manifest,
+            task_queue=task_queue,
             max_history_events=max_history_events,
             reconcile_within=reconcile_within,
         )
-        shadow_request = None
-        if shadow is not None:
-            shadow_request = request.model_copy(
-                update={"manifest": shadow, "mode": "shadow", "paired_with": run_id}
-            )
-        # Both checked before either starts: a refused shadow must not leave its live run behind.
-        for checked in (request, shadow_request):
-            if checked is not None:
-                await self._check_size(checked)
-        await self._start(request, run_id, task_queue)
-        shadow_id = None
-        if shadow_request is not None:
-            shadow_id = f"{run_id}-shadow"
-            await self._start(shadow_request, shadow_id, task_queue)
-        return RunStarted(run_id, agent, chosen.version, chosen.mode, shadow_id)
-
-    async def _check_size(self, request: RunInput) -> None:
-        """Refuse an oversized input before anything starts; measured converted and encrypted."""
-        converter = self.temporal.data_converter
-        # Not `converter.encode`: that would also write a large payload to the payload store.
-        payloads = converter.payload_converter.to_payloads([request])
-        if converter.payload_codec is not None:
-            payloads = await converter.payload_codec.encode(payloads)
-        size = sum(payload.ByteSize() for payload in payloads)
-        if size > MAX_INPUT_BYTES:
-            raise InputTooLarge(_too_large(request, size))
-
-    async def _admit(self, manifest: AgentManifest) -> tuple[bool, tuple[AgentManifest, float, str] | None]:
-        async with await self._db() as conn:
-            tokens, cost = await budget.day_spend(conn, manifest.name)
-            caps, model = manifest.budget, manifest.model
-            # Refused when not even one turn's reservation would fit under today's caps.
-            turn_tokens = model.tokens_per_turn_estimate
-            turn_cost = turn_tokens / 1000 * model.cost_per_1k_tokens
-            if tokens + turn_tokens > caps.tokens_per_day or cost + turn_cost > caps.cost_per_day:
-                raise AdmissionRefused(
-                    f"agent {manifest.name!r} has used its daily budget ({tokens} of {caps.tokens_per_day} "
-                    f"tokens, ${cost:.4f} of ${caps.cost_per_day:.2f}); no run was started. Raise "
-                    f"budget.tokens_per_day / budget.cost_per_day in its manifest, or wait until 00:00 UTC."
-                )
-            return await runs.agent_paused(conn, manifest.name), await runs.get_rollout(conn, manifest.name)
-
-    async def _start(self, request: RunInput, run_id: str, task_queue: str | None) -> None:
-        attributes = TypedSearchAttributes(
-            [
-                SearchAttributePair(AGENT_KEY, request.agent),
-                SearchAttributePair(VERSION_KEY, request.manifest.version),
-                SearchAttributePair(STATE_KEY, "queued"),
-            ]
-        )
-        summary = f"{request.agent} ({request.mode}): {_summarize(request.task)}"
         async with self._boundary():
-            await self.temporal.start_workflow(
-                AGENT_RUN,
-                request,
-                id=run_id,
-                task_queue=task_queue or self.settings.task_queue,
-                search_attributes=attributes,
-                static_summary=summary[:200],
-                result_type=RunState,
-                # Effect keys derive from the run id: a reused id would find its effects "done".
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
+            started = await self.admission.start(request)
+        return RunStarted(
+            started.run_id, agent, started.manifest_version, started.mode, started.shadow_run_id
+        )
+
+    async def start(self, request: StartRequest) -> StartOutcome:
+        """Start a run through admission, with its cause: what schedules, events and scripts use.
+
+        Args:
+            request: the agent, its task, what started it, and optionally a run id derived from
+                what fired (a redelivered trigger then finds it taken and starts nothing).
+
+        Returns:
+            `started`, `skipped` (a triggered start refused by budget or kill switch; recorded in
+            the audit trail) or `duplicate` (the run id was taken). A person's refusal raises.
+        """
+        async with self._boundary():
+            return await self.admission.start(request)
 
     # -- reading runs -------------------------------------------------------------------
 
@@ -599,6 +529,11 @@ class AiosClient:
         async with await self._db() as conn:
             return diff_runs(await runs.recent_runs(conn, agent, limit))
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with await self._db() as conn:
+            yield conn
+
     async def _db(self) -> psycopg.AsyncConnection[Any]:
         async with self._boundary():
             return await psycopg.AsyncConnection.connect(self.settings.resolved_database_url, autocommit=True)
@@ -642,39 +577,15 @@ class AiosClient:
         return await handle.result()
 
 
-def _bucket(run_id: str) -> float:
-    """A stable number in [0, 1) per run id: the same run always lands on the same side."""
-    return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
-
-
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def _summarize(task: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in list(task.items())[:4]) or "(no input)"
-
-
-def _too_large(request: RunInput, size: int) -> str:
-    """What makes the input too big (the largest field, and its largest key), and the fix."""
-    sizes = {name: _json_size(value) for name, value in request.model_dump(mode="json").items()}
-    largest = max(sizes, key=sizes.__getitem__)
-    where = f"`{largest}` ({sizes[largest]:,} bytes"
-    if largest == "task" and request.task:
-        key = max(request.task, key=lambda name: _json_size(request.task[name]))
-        where += f", mostly `task.{key}`"
-    subject = request.task.get("subject") or request.task.get("customer") or "SUBJECT"
-    return (
-        f"the run's input is {size:,} bytes once encoded, over the limit of {MAX_INPUT_BYTES:,} bytes "
-        f"for a run's input; the largest field is {where}). No run was started. "
-        f"Keep the task to short fields: put large material in memory, in pieces, with "
-        f"`aios memory remember --agent {request.agent} --subject {subject} TEXT` (the run recalls "
-        f"what is remembered about its subject), or store it elsewhere and pass a reference (an id or URL)."
-    )
-
-
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value, default=str).encode())
-
-
-__all__ = ["AiosClient", "EffectResolved", "RunStarted", "RunSummary", "WorkflowExecutionStatus"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "AiosClient",
+    "EffectResolved",
+    "RunStarted",
+    "RunSummary",
+    "WorkflowExecutionStatus",
+]

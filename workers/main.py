@@ -67,6 +67,7 @@ async def run_worker(
     # Before connecting: Temporal's runtime metrics come from the runtime the client is built on.
     metrics = install_metrics(settings, deps.pool)
     client = await connect(settings)
+    deps.temporal = client
     stop_event = stop if stop is not None else _stop_on_signals()
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{queue}"
     try:

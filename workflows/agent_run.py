@@ -114,7 +114,7 @@ class AgentRunWorkflow(OperatorInterface):
         )
         try:
             if request.continued is None:
-                self._event("run", "operator", "start", "started", detail={"mode": request.mode})
+                self._event("run", _started_by(request), "start", "started", detail=_start_detail(request))
                 await acquire_slot(slot, fused=self._run.fused)
                 self._set_status(RunStatus.RUNNING)
                 self._run.recalled = await recall(self._run.request, fused=self._run.fused)
@@ -535,3 +535,15 @@ class AgentRunWorkflow(OperatorInterface):
         )
         # Fused: the last record frees the slot in its own transaction.
         await self._despite_cancellation(self._start_record(release=slot if self._run.fused else None))
+
+
+def _started_by(request: RunInput) -> str:
+    """The start's actor: the person who asked, or the trigger (`schedule:nightly`)."""
+    cause = request.cause
+    return cause.label if cause is not None and cause.triggered else request.requested_by
+
+
+def _start_detail(request: RunInput) -> dict[str, str]:
+    if request.cause is None:
+        return {"mode": request.mode}
+    return {"mode": request.mode, "cause": request.cause.label}

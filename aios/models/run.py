@@ -36,6 +36,35 @@ class RunStatus(StrEnum):
         return self in {RunStatus.COMPLETED, RunStatus.COMPENSATED, RunStatus.NEEDS_OPERATOR}
 
 
+class CauseKind(StrEnum):
+    PERSON = "person"  # `aios run`, the client, the Web UI
+    SCHEDULE = "schedule"  # a Temporal Schedule of the agent's manifest
+    EVENT = "event"  # an event the agent subscribes to
+    RUN = "run"  # another run delegated to this one
+
+
+class Cause(Payload):
+    """What started a run: its lineage, kept in the audit trail and the `AiosCause` search attribute."""
+
+    kind: CauseKind = CauseKind.PERSON
+    ref: str = Field(
+        default="operator",
+        min_length=1,
+        max_length=200,
+        description="the person, the schedule's name, the event's id, or the parent run's id",
+    )
+
+    @property
+    def label(self) -> str:
+        """`event:evt-1`: what the Web UI filters on (`AiosCause = "event:evt-1"`)."""
+        return f"{self.kind.value}:{self.ref}"
+
+    @property
+    def triggered(self) -> bool:
+        """Started without a person waiting for the answer: a refusal is recorded, not raised."""
+        return self.kind is not CauseKind.PERSON
+
+
 class RunInput(Payload):
     agent: str
     manifest: AgentManifest
@@ -44,6 +73,7 @@ class RunInput(Payload):
     start_paused: bool = False
     paired_with: str | None = Field(default=None, description="the run this one shadows")
     requested_by: str = "operator"
+    cause: Cause | None = Field(default=None, description="what started the run (None: `requested_by`)")
     max_history_events: int = Field(
         default=DEFAULT_MAX_HISTORY_EVENTS,
         ge=50,

@@ -6,6 +6,7 @@ built with `go install` when Go is present (DESIGN.md decision 1).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -14,11 +15,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+
 from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, wait_until
 from aios.temporal import codec_server
-from aios.temporal.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
+from aios.temporal.search_attributes import ALL_KEYS
 
 TEMPORAL_CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
 # v1.5.1 is the newest tag whose go.mod has no `replace` directive, so `go install` accepts it.
@@ -26,9 +31,7 @@ TEMPORAL_CLI_VERSION = "v1.5.1"
 SERVICE = "temporal"
 
 # Registered at start so workflows can upsert them and the Web UI can filter on them.
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    key.name: "Keyword" for key in (AGENT_KEY, VERSION_KEY, STATE_KEY, RISK_KEY)
-}
+SEARCH_ATTRIBUTES: dict[str, str] = {key.name: "Keyword" for key in ALL_KEYS}
 
 # Measured with bench/conductor_overhead.py (see docs/BENCHMARKS.md): the dev server has one
 # history shard whose transfer-queue reader polls at most 20 times a second by default, which
@@ -143,9 +146,10 @@ def start(settings: Settings, progress: Progress) -> str:
     service = files(settings)
     if healthy(settings):
         pid = service.read_pid()
+        added = asyncio.run(add_missing_search_attributes(settings))
         if pid is None:
-            return "already running (not started by aios)"
-        return f"already running (pid {pid}){_missing_codec_note(pid)}"
+            return f"already running (not started by aios){added}"
+        return f"already running (pid {pid}){_missing_codec_note(pid)}{added}"
     binary = ensure_binary(settings, progress)
     ensure_port_free(settings.temporal_port, "the Temporal dev server", "AIOS_TEMPORAL_ADDRESS")
     ensure_port_free(settings.temporal_ui_port, "the Temporal Web UI", "AIOS_TEMPORAL_UI_PORT")
@@ -159,6 +163,23 @@ def start(settings: Settings, progress: Progress) -> str:
         log_file=service.log_file,
     )
     return f"started (pid {pid})"
+
+
+async def add_missing_search_attributes(settings: Settings) -> str:
+    """Register the attributes a server started by an older aios lacks; say which, if any."""
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    namespace = settings.temporal_namespace
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = [name for name in SEARCH_ATTRIBUTES if name not in listed.custom_attributes]
+    if not missing:
+        return ""
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace=namespace, search_attributes=dict.fromkeys(missing, keyword))
+    )
+    return f"; registered search attributes {', '.join(missing)}"
 
 
 def _server_argv(binary: Path, settings: Settings) -> list[str]:

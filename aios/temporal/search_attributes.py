@@ -10,3 +10,7 @@ AGENT_KEY = SearchAttributeKey.for_keyword("AiosAgent")
 VERSION_KEY = SearchAttributeKey.for_keyword("AiosManifestVersion")
 STATE_KEY = SearchAttributeKey.for_keyword("AiosState")
 RISK_KEY = SearchAttributeKey.for_keyword("AiosRisk")
+# What started the run, `kind:ref` (aios.models.run.Cause.label): `AiosCause = "event:evt-1"`.
+CAUSE_KEY = SearchAttributeKey.for_keyword("AiosCause")
+
+ALL_KEYS = (AGENT_KEY, VERSION_KEY, STATE_KEY, RISK_KEY, CAUSE_KEY)

@@ -15,7 +15,7 @@ set -eu
 
 namespace="${TEMPORAL_NAMESPACE:-default}"
 timeout="${WAIT_TIMEOUT_SECONDS:-300}"
-attributes="AiosAgent AiosManifestVersion AiosState AiosRisk"
+attributes="AiosAgent AiosManifestVersion AiosState AiosRisk AiosCause"
 
 log() {
     echo "register-search-attributes: $*" >&2

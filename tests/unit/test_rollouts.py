@@ -1,4 +1,4 @@
-from aios.client import _bucket
+from aios.governance.admission import bucket as _bucket
 from aios.governance.rollouts import diff_runs
 
 
