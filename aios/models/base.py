@@ -13,3 +13,9 @@ class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: int = SCHEMA_VERSION
+
+
+class Strict(BaseModel):
+    """A part of a manifest: frozen, and a typo in a field name is an error, not a default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

@@ -13,14 +13,13 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from aios.models.base import Strict
+from aios.models.triggers import TriggersSpec
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
 ACTION_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class RiskClass(StrEnum):
@@ -129,6 +128,7 @@ class AgentManifest(Strict):
     memory: MemorySpec = MemorySpec()
     budget: BudgetSpec = BudgetSpec()
     mode: Literal["live", "shadow"] = "live"
+    triggers: TriggersSpec = TriggersSpec()
 
     @model_validator(mode="after")
     def _actions_consistent(self) -> AgentManifest:
@@ -147,7 +147,9 @@ class AgentManifest(Strict):
     @property
     def version(self) -> str:
         """The content hash: equal manifests have equal versions, whatever their file says."""
-        content = self.model_dump(mode="json")
+        # Not its triggers: when an agent runs is not how it behaves, and a changed schedule
+        # must not start a canary or make earlier runs look like another version's.
+        content = self.model_dump(mode="json", exclude={"triggers"})
         # Sorting keys would hide a reordering of the actions, yet their order is behaviour: the
         # tools a model is offered, and the offline model's plan, follow it.
         content["action_order"] = list(self.actions)
