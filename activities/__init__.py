@@ -8,10 +8,12 @@ from typing import Any
 from activities.actions import ActionActivities
 from activities.admission import AdmissionActivities
 from activities.agent import AgentActivities
+from activities.approvals import ApprovalActivities
 from activities.audit import AuditActivities
 from activities.compaction import CompactionActivities
 from activities.deps import ActivityDeps
 from activities.memory import MemoryActivities
+from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
 from activities.retention import RetentionActivities
 
@@ -45,4 +47,6 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         compaction.undo,
         RetentionActivities(deps).apply,
         AdmissionActivities(deps).start,
+        NotifyActivities(deps).send,
+        ApprovalActivities(deps).verify_link,
     ]

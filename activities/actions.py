@@ -70,7 +70,7 @@ class ActionActivities:
     ) -> ActionResult:
         request = effect_request(call)
         try:
-            async with _heartbeating(), _connector_span(call):
+            async with heartbeating(), _connector_span(call):
                 response = await connector.perform(request)
         except ConnectorError as exc:
             async with self._pool.connection() as conn:
@@ -143,7 +143,7 @@ async def _connector_span(call: ActionCall) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
+async def heartbeating() -> AsyncIterator[None]:
     """Heartbeat while a connector call runs, so a dead worker's call is retried in seconds."""
 
     if activity.info().is_local:

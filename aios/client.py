@@ -37,13 +37,16 @@ from aios.governance.admission import AGENT_RUN, MAX_INPUT_BYTES, Admission
 from aios.governance.audit import AuditEntry, append
 from aios.governance.rollouts import VersionDiff, diff_runs
 from aios.governance.subjects import SubjectVault
+from aios.inbox.collect import collect as collect_inbox
 from aios.ledger import effects, runs
 from aios.models import PingInput, PingResult
+from aios.models.inbox import InboxItem
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
     Cause,
     Decision,
+    DecisionChannel,
     DecisionOutcome,
     DecisionRequest,
     EffectResolution,
@@ -298,10 +301,29 @@ class AiosClient:
                 stuck.append(problem)
         return [state for state in states if state.pending_approval is not None], stuck
 
+    async def inbox(self) -> list[InboxItem]:
+        """Every item that needs a person, oldest first, each with its settling command.
+
+        Returns:
+            Approvals, budget pauses, runs waiting for the operator, unknown effects, open
+            breakers and stuck runs (aios/inbox/collect.py), read from the Postgres mirrors
+            and Temporal's visibility.
+        """
+        async with self._connection() as conn, self._boundary():
+            return await collect_inbox(conn, self.temporal)
+
     # -- operating on runs --------------------------------------------------------------
 
     async def decide(
-        self, run_id: str, verdict: str, *, approver: str, note: str = "", step: int | None = None
+        self,
+        run_id: str,
+        verdict: str,
+        *,
+        approver: str,
+        note: str = "",
+        step: int | None = None,
+        channel: DecisionChannel = "api",
+        token: str | None = None,
     ) -> DecisionOutcome:
         """Approve or reject through the update: the answer says at once whether it counted.
 
@@ -311,13 +333,17 @@ class AiosClient:
             approver: who decides, for the audit trail.
             note: why, for the audit trail.
             step: the step decided on; a decision for another step is refused.
+            channel: how the decision came, for the audit trail (cli, link, api).
+            token: a signed link's token (aios/approvals/links.py): the run checks it, and the
+                decision counts as verified (policy.verified_over).
 
         Returns:
             The run's answer, accepted. Raises DecisionRefused when it did not count.
         """
         if verdict not in ("approve", "reject"):
             raise ValueError(f"verdict must be 'approve' or 'reject', not {verdict!r}")
-        request = DecisionRequest(verdict=verdict, decision=Decision(approver=approver, note=note, step=step))
+        decision = Decision(approver=approver, note=note, step=step, channel=channel, token=token)
+        request = DecisionRequest(verdict=verdict, decision=decision)
         try:
             outcome: DecisionOutcome = await self.handle(run_id).execute_update(
                 "decide", request, result_type=DecisionOutcome

@@ -177,6 +177,32 @@ class RunAborted(AiosError):
     Raised and caught inside the workflow: it never reaches Temporal itself."""
 
 
+class ApproverInvalid(AiosError):
+    """An approver record cannot be made as asked (bad name, address, webhook or quiet hours)."""
+
+    exit_code = 2
+
+
+class ApproverNotFound(AiosError):
+    """No approver record of that name (`aios approvers list` shows them)."""
+
+    exit_code = 3
+
+
+class NotificationHeld(AiosError):
+    """A recipient is in quiet hours: the notice is retried when they end."""
+
+    minimum_delay = timedelta(seconds=1)
+
+
+class LinkRefused(AiosError):
+    """A signed decision link that does not count: forged, expired, used, or for another step."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 def application_error(
     kind: type[BaseException],
     message: str,

@@ -212,6 +212,18 @@ class Settings(BaseSettings):
     codec_port: int = Field(
         default=8234, gt=0, lt=65536, description="port of the local codec server for the Web UI"
     )
+    approvals_port: int = Field(
+        default=8235,
+        gt=0,
+        lt=65536,
+        description="port of `aios approvals serve`, the page behind decision links",
+    )
+    approvals_url: str | None = Field(
+        default=None,
+        description="public base URL of the decision links, e.g. https://approve.example.com behind a "
+        "reverse proxy; unset: http://127.0.0.1:<approvals_port>",
+    )
+    notify: bool = Field(default=True, description="send notifications (email, webhook) to approvers")
     memory_embedder: Literal["auto", "minilm", "openai", "hash"] = Field(
         default="auto",
         description="embedding model of long-term memory: auto (minilm when installed, else openai "
@@ -309,6 +321,10 @@ class Settings(BaseSettings):
         """True when Temporal is expected on this machine, so `aios dev up` may start it."""
         host, _ = split_host_port(self.temporal_address)
         return host in LOOPBACK_HOSTS and self.temporal_api_key is None
+
+    @property
+    def resolved_approvals_url(self) -> str:
+        return (self.approvals_url or f"http://127.0.0.1:{self.approvals_port}").rstrip("/")
 
     @property
     def temporal_port(self) -> int:

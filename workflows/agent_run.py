@@ -36,6 +36,7 @@ from workflows.effects import (
     settled_by_operator,
     start_execute,
 )
+from workflows.notifications import notify, run_notice
 from workflows.operator_interface import OperatorInterface
 from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
@@ -281,6 +282,23 @@ class AgentRunWorkflow(OperatorInterface):
         self._run.paused_until = until
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
+        notify(
+            run_notice(
+                "budget_pause",
+                run_id=self._run.run_id,
+                manifest=self._manifest,
+                ref=f"turn-{self._run.turn}/resume-{resumes}",
+                summary=f"{self._manifest.name} paused on its budget: {grant.reason}",
+                context={
+                    "run_tokens": grant.run_tokens,
+                    "run_cost": grant.run_cost,
+                    "day_tokens": grant.day_tokens,
+                    "day_cost": grant.day_cost,
+                    "until": until.isoformat() if until else None,
+                    "settle": f"aios resume {self._run.run_id} --extra-cost 1.0",
+                },
+            )
+        )
         if until is None:
             await workflow.wait_condition(lambda: self._run.resumes > resumes)
         else:
@@ -374,7 +392,7 @@ class AgentRunWorkflow(OperatorInterface):
             return
         decided_by = "policy"
         if verdict.grade is Grade.NEEDS_APPROVAL:
-            approved, decided_by = await self._gate(step, proposed)
+            approved, decided_by = await self._gate(step, proposed, verdict.reason)
             if not approved:
                 self._add_step(step, proposed.action, verdict.grade, "rejected", decided_by=decided_by)
                 raise RunAborted(f"step {step} ({proposed.action}) was rejected by {decided_by}")
@@ -443,6 +461,20 @@ class AgentRunWorkflow(OperatorInterface):
                 "operator notified",
                 rationale=f"{proposed.action} ran without approval; the policy asks to tell you",
             )
+            notify(
+                run_notice(
+                    "auto_and_notify",
+                    run_id=self._run.run_id,
+                    manifest=self._manifest,
+                    ref=f"step-{step}",
+                    summary=f"{self._manifest.name} ran {proposed.action} without approval; "
+                    "the policy asks to tell you",
+                    step=step,
+                    action=proposed.action,
+                    amount=proposed.amount,
+                    context={"params": proposed.params, "rationale": proposed.rationale},
+                )
+            )
 
     async def _wait_for_operator(self, call: ActionCall, unresolved: ReconcileResult) -> ReconcileResult:
         """Reconciliation gave up and the effect may have happened: the run neither goes on
@@ -466,6 +498,21 @@ class AgentRunWorkflow(OperatorInterface):
             detail={"effect_key": call.effect_key, "resolve_with": "aios effects resolve"},
         )
         await self._record()
+        notify(
+            run_notice(
+                "needs_operator",
+                run_id=self._run.run_id,
+                manifest=self._manifest,
+                ref=f"step-{call.step}",
+                summary=f"the outcome of {call.effect_key} is unknown: {unresolved.detail}",
+                step=call.step,
+                action=call.action,
+                amount=call.amount,
+                context={
+                    "settle": f"aios effects resolve {call.effect_key} --applied|--not-applied --as NAME"
+                },
+            )
+        )
         try:
             while True:
                 nudges = self._run.effect_nudges  # taken before reading: a nudge during the read counts

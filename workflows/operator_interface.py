@@ -13,24 +13,32 @@ expected, recorded in the run's state and audit trail, and harms nothing.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 
 from workflows.approval_gate import ApprovalGate
 from workflows.inbound import inbound_signal, inbound_update
 from workflows.run_progress import Verdict
+from workflows.versions import VERIFIED_DECISIONS_PATCH
 
 with workflow.unsafe.imports_passed_through():
+    from activities.approvals import ApprovalActivities
     from aios.models.run import (
         DayCapOverride,
         Decision,
         DecisionOutcome,
         DecisionRequest,
         EffectResolution,
+        LinkCheck,
         PauseRequest,
         ResumeRequest,
         RunState,
     )
     from aios.temporal.inbound import InputRefused
+
+# Checking a link is one indexed read and an HMAC.
+VERIFY_TIMEOUT = timedelta(seconds=30)
 
 
 class OperatorInterface(ApprovalGate):
@@ -43,8 +51,31 @@ class OperatorInterface(ApprovalGate):
         await self._signalled_decision("reject", decision)
 
     async def _signalled_decision(self, verdict: Verdict, decision: Decision) -> None:
-        self._decide(verdict, decision)
+        # A signal is what the Web UI's form sends: whatever channel it claims, it is one.
+        verified, problem = await self._verified(verdict, decision)
+        self._decide(verdict, decision, channel="web_ui_signal", verified=verified, link_problem=problem)
         await self._record()
+
+    async def _verified(self, verdict: Verdict, decision: Decision) -> tuple[bool, str]:
+        """(verified, problem): a decision carrying a signed link's token is checked by an
+        activity (the run cannot read the approver's secret); one without a token is unverified."""
+        pending = self._run.pending
+        if decision.token is None or pending is None or not workflow.patched(VERIFIED_DECISIONS_PATCH):
+            return False, ""
+        checked = await workflow.execute_local_activity_method(
+            ApprovalActivities.verify_link,
+            LinkCheck(
+                run_id=self._run.run_id,
+                step=decision.step if decision.step is not None else pending.step,
+                verdict=verdict,
+                approver=decision.approver,
+                token=decision.token,
+            ),
+            start_to_close_timeout=VERIFY_TIMEOUT,
+        )
+        if not checked.verified:
+            return False, f"the signed link did not check out: {checked.reason}"
+        return True, ""
 
     @inbound_update(
         "decide",
@@ -53,7 +84,13 @@ class OperatorInterface(ApprovalGate):
         check="_decision_may_matter",
     )
     async def decide_update(self, request: DecisionRequest) -> DecisionOutcome:
-        outcome = self._decide(request.verdict, request.decision)
+        decision = request.decision
+        verified, problem = await self._verified(request.verdict, decision)
+        channel = decision.channel if decision.channel not in (None, "web_ui_signal") else "update"
+        assert channel is not None
+        outcome = self._decide(
+            request.verdict, decision, channel=channel, verified=verified, link_problem=problem
+        )
         await self._record()
         return outcome
 

@@ -29,6 +29,8 @@ RECORD_CHECKPOINTS_PATCH = "record-checkpoints"
 THINK_CHAINS_PATCH = "think-chains"
 BUDGET_DAY_TURNS_PATCH = "budget-day-turns"
 OPERATOR_SETTLES_PATCH = "operator-settles-unknown-effects"
+NOTIFY_PATCH = "operator-notifications"
+VERIFIED_DECISIONS_PATCH = "verified-decisions"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ GENERATIONS: dict[int, str] = {
     4: "checkpoints end the workflow task with a record activity instead of a 1 ms timer",
     5: "think chains",
     6: "budget days and operator-settled effects (on paths the recorded histories do not take)",
+    7: "the operator's loop: notifications and signed decision links",
 }
 RECORDED_GENERATION = 5
 """The generation of the code the unsuffixed histories (tests/replay/histories/<path>.json) ran on."""
@@ -133,6 +136,23 @@ VERSIONS: tuple[Version, ...] = (
         changed="when the reconciler gives up, the run waits for the operator (`aios effects "
         "resolve`) instead of compensating an effect that may have happened",
         legacy="`in_doubt` False: the run compensates",
+    ),
+    Version(
+        NOTIFY_PATCH,
+        generation=7,
+        where="workflows/notifications.py notify",
+        changed="a run tells people through the `notify.send` activity: a new approval (with signed "
+        "approve/reject links), SLA reminder, escalation and expiry, auto_and_notify actions, "
+        "budget pauses and effects that need the operator",
+        legacy="`notify` returns without a command: the run only records audit rows",
+    ),
+    Version(
+        VERIFIED_DECISIONS_PATCH,
+        generation=7,
+        where="workflows/operator_interface.py OperatorInterface._verified",
+        changed="a decision carrying a signed link's token is checked by the `approvals.verify_link` "
+        "local activity before it is judged (policy.verified_over)",
+        legacy="`_verified` returns False: a token is not checked, and the decision is unverified",
     ),
 )
 

@@ -189,7 +189,7 @@ def serve(
     "response": {...}, "error": "..."}. Answers 200 (kept, or a duplicate), 400 (malformed,
     with the reason), 503 (not kept: deliver again).
     """
-    if not _is_loopback(host) and not allow_remote:
+    if not is_loopback(host) and not allow_remote:
         fail(
             f"{host} is not a loopback address, and this endpoint checks no signatures: anyone who "
             "reaches it can settle effects. Put it behind a proxy that verifies the sender, then "
@@ -217,7 +217,7 @@ def serve(
     run(go())
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

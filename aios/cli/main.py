@@ -7,7 +7,8 @@ import logging
 
 import typer
 
-from aios.cli import agents, audit, dev, memory, runs, status
+from aios.cli import agents, audit, dev, inbox, memory, runs, status
+from aios.cli.approvals import approvals_app, approvers_app
 from aios.cli.common import console, fail, run, settings
 from aios.cli.effects import effects_app, webhook_app
 from aios.client import AiosClient
@@ -25,8 +26,11 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(memory.app, name="memory")
 app.add_typer(effects_app, name="effects")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(approvers_app, name="approvers")
+app.add_typer(approvals_app, name="approvals")
 app.registered_commands += runs.app.registered_commands
 app.registered_commands += status.app.registered_commands
+app.registered_commands += inbox.app.registered_commands
 db_app = typer.Typer(help="The Postgres schema.")
 app.add_typer(db_app, name="db")
 

@@ -148,9 +148,8 @@ def print_state(state: RunState) -> None:
         say(f"refused: {refused.reason}  <- {refused.received}", style="red")
 
 
-@app.command("approvals")
-def approvals() -> None:
-    """Every run waiting for a decision."""
+def list_approvals() -> None:
+    """Every run waiting for a decision (`aios approvals`, aios/cli/approvals.py)."""
 
     async def go() -> None:
         waiting, stuck = await (await _client()).waiting_runs()
@@ -183,7 +182,9 @@ def approvals() -> None:
 
 def _decide(run_id: str, verdict: str, approver: str, note: str, step: int | None) -> None:
     async def go() -> None:
-        outcome = await (await _client()).decide(run_id, verdict, approver=approver, note=note, step=step)
+        outcome = await (await _client()).decide(
+            run_id, verdict, approver=approver, note=note, step=step, channel="cli"
+        )
         say(f"{run_id}: {outcome.reason}")
 
     run(go())

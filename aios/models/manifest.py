@@ -89,6 +89,12 @@ class PolicySpec(Strict):
     approvers: list[str] = Field(min_length=1)
     escalation_approvers: list[str] = Field(default_factory=list)
     sla: SlaSpec = SlaSpec()
+    verified_over: float | None = Field(
+        default=None,
+        ge=0,
+        description="above this amount only a verified decision (a signed link) counts: a name "
+        "typed into the Web UI or the CLI is refused",
+    )
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> PolicySpec:
@@ -150,6 +156,9 @@ class AgentManifest(Strict):
         # Not its triggers: when an agent runs is not how it behaves, and a changed schedule
         # must not start a canary or make earlier runs look like another version's.
         content = self.model_dump(mode="json", exclude={"triggers"})
+        if self.policy.verified_over is None:
+            # Unset, it leaves the hash of every manifest from before it unchanged.
+            del content["policy"]["verified_over"]
         # Sorting keys would hide a reordering of the actions, yet their order is behaviour: the
         # tools a model is offered, and the offline model's plan, follow it.
         content["action_order"] = list(self.actions)

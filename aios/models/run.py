@@ -123,12 +123,39 @@ class StepRecord(Payload):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+DecisionChannel = Literal["cli", "link", "api", "web_ui_signal", "update"]
+
+
 class Decision(Payload):
     """An operator's answer at an approval gate (the JSON typed into the Web UI's signal form)."""
 
     approver: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=2000)
     step: int | None = Field(default=None, description="which pending step; default: the current one")
+    channel: DecisionChannel | None = Field(
+        default=None, description="how the decision came: cli, link, api (signals are web_ui_signal)"
+    )
+    token: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="a signed link's token (aios approvals serve): the run checks it, and only "
+        "then counts the decision as verified",
+    )
+
+
+class LinkCheck(Payload):
+    """Does this signed token bind this decision? (the `approvals.verify_link` activity)"""
+
+    run_id: str
+    step: int
+    verdict: Literal["approve", "reject"]
+    approver: str
+    token: str
+
+
+class LinkChecked(Payload):
+    verified: bool
+    reason: str = ""
 
 
 class DecisionRequest(Payload):
@@ -142,6 +169,7 @@ class DecisionOutcome(Payload):
     accepted: bool
     reason: str
     step: int | None = None
+    verified: bool = Field(default=False, description="the decision came with a signed link the run checked")
 
 
 class RefusedDecision(Payload):
@@ -159,6 +187,14 @@ class PendingApproval(Payload):
     since: datetime
     reminded: bool = False
     escalated: bool = False
+    # What the inbox, the notification and the confirmation page show (None in runs from
+    # before they were kept here: the inbox then reads the proposal and the manifest).
+    params: dict[str, Any] | None = None
+    grade_reason: str = ""
+    remind_at: datetime | None = None
+    escalate_at: datetime | None = None
+    expire_at: datetime | None = None
+    on_expiry: Literal["reject", "approve"] | None = None
 
 
 class PauseRequest(Payload):

@@ -1,0 +1,203 @@
+"""Gathering the inbox: the Postgres mirrors say what waits, Temporal's visibility what is open.
+
+A run's mirror (aios_runs) is written at every step, so it says what each run waits for
+without querying a thousand workflows; one visibility listing of the open AgentRuns drops
+mirrors of runs that ended without a last record (terminated). Only runs that look quiet
+too long are described one by one, to find a workflow task that keeps failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from aios.errors import AiosError
+from aios.governance.admission import AGENT_RUN
+from aios.governance.manifests import find_manifest
+from aios.inbox.items import (
+    approval_item,
+    breaker_item,
+    budget_item,
+    needs_operator_item,
+    stuck_item,
+    unknown_effect_item,
+)
+from aios.ledger import health
+from aios.models.inbox import InboxItem
+from aios.models.run import RunState, RunStatus
+from aios.temporal.server_errors import diagnose_stuck
+
+WAITING = (RunStatus.WAITING_APPROVAL, RunStatus.PAUSED_BUDGET, RunStatus.NEEDS_OPERATOR)
+# A run that is running but has not written its mirror for this long is checked for a failing task.
+QUIET_AFTER = timedelta(seconds=30)
+MAX_DESCRIBED = 50  # describes per inbox read, at most: the rest wait for the next read
+DESCRIBE_CONCURRENCY = 8
+VISIBILITY_LIMIT = 10_000
+REPORTED_PROBLEMS = "TemporalReportedProblems IS NOT NULL"
+BREAKER_FRESH_SECONDS = 120
+
+WAITING_RUNS = """
+SELECT run_id, agent, status, state, updated_at FROM aios_runs
+WHERE status = ANY(%s) ORDER BY updated_at
+"""
+QUIET_RUNS = """
+SELECT run_id, agent FROM aios_runs
+WHERE status = ANY(%s) AND updated_at < now() - make_interval(secs => %s)
+"""
+BUDGET_REASONS = """
+SELECT DISTINCT ON (run_id) run_id, rationale FROM aios_audit
+WHERE run_id = ANY(%s) AND action = 'budget' AND outcome = 'paused' ORDER BY run_id, id DESC
+"""
+UNKNOWN_EFFECTS = """
+SELECT effect_key, run_id, action, connector, attempts, error, updated_at FROM aios_effects
+WHERE state = 'unknown' ORDER BY updated_at LIMIT 1000
+"""
+
+ExtraSource = Callable[[AsyncConnection[Any], Client], Awaitable[list[InboxItem]]]
+
+
+async def failed_schedule_fires(conn: AsyncConnection[Any], temporal: Client) -> list[InboxItem]:
+    """Extension point for issue 12: a schedule's fire that admission refused or that failed
+    becomes an `InboxKind.FAILED_SCHEDULE_FIRE` item here. Nothing records such fires yet."""
+    return []
+
+
+EXTRA_SOURCES: list[ExtraSource] = [failed_schedule_fires]
+"""More kinds of items (schedule fires, drift alarms) plug in here."""
+
+
+async def collect(conn: AsyncConnection[Any], temporal: Client) -> list[InboxItem]:
+    """Every item that needs a person, oldest first."""
+    open_runs = await _open_runs(temporal)
+    items = await _run_items(conn, open_runs)
+    doubted = {item.context.get("effect_key") for item in items}
+    items += [item for item in await _unknown_effects(conn) if item.context["effect_key"] not in doubted]
+    items += await _breakers(conn)
+    items += await _stuck_runs(conn, temporal, open_runs)
+    for source in EXTRA_SOURCES:
+        items += await source(conn, temporal)
+    return sorted(items, key=lambda item: item.since)
+
+
+async def _open_runs(temporal: Client) -> dict[str, datetime]:
+    """The AgentRuns Temporal lists as running: id -> start time."""
+    query = f"WorkflowType = '{AGENT_RUN}' AND ExecutionStatus = 'Running'"
+    return {
+        execution.id: execution.start_time
+        async for execution in temporal.list_workflows(query, limit=VISIBILITY_LIMIT)
+    }
+
+
+async def _run_items(conn: AsyncConnection[Any], open_runs: dict[str, datetime]) -> list[InboxItem]:
+    cursor = await conn.execute(WAITING_RUNS, ([status.value for status in WAITING],))
+    rows = [row for row in await cursor.fetchall() if row[0] in open_runs]
+    budget_runs = [row[0] for row in rows if row[2] == RunStatus.PAUSED_BUDGET.value]
+    reasons = await _budget_reasons(conn, budget_runs)
+    items: list[InboxItem] = []
+    for _run_id, _agent, status, raw_state, updated_at in rows:
+        state = RunState.model_validate(raw_state)
+        item = _run_item(RunStatus(status), state, updated_at, reasons)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _run_item(
+    status: RunStatus, state: RunState, updated_at: datetime, reasons: dict[str, str]
+) -> InboxItem | None:
+    if status is RunStatus.WAITING_APPROVAL:
+        return approval_item(state, updated_at)
+    if status is RunStatus.PAUSED_BUDGET:
+        return budget_item(state, updated_at, reasons.get(state.run_id, ""), _caps(state))
+    return needs_operator_item(state, updated_at)
+
+
+async def _budget_reasons(conn: AsyncConnection[Any], run_ids: list[str]) -> dict[str, str]:
+    if not run_ids:
+        return {}
+    cursor = await conn.execute(BUDGET_REASONS, (run_ids,))
+    return {str(run_id): str(rationale) for run_id, rationale in await cursor.fetchall()}
+
+
+def _caps(state: RunState) -> dict[str, Any]:
+    """The agent's budget caps, when its manifest file is still the run's version."""
+    try:
+        manifest = find_manifest(state.agent)
+    except AiosError:
+        return {}
+    if manifest.version != state.manifest_version:
+        return {"caps": f"manifest changed since the run started (now {manifest.version})"}
+    budget = manifest.budget
+    return {
+        "tokens_per_run": budget.tokens_per_run,
+        "cost_per_run": budget.cost_per_run,
+        "tokens_per_day": budget.tokens_per_day,
+        "cost_per_day": budget.cost_per_day,
+    }
+
+
+async def _unknown_effects(conn: AsyncConnection[Any]) -> list[InboxItem]:
+    cursor = await conn.execute(UNKNOWN_EFFECTS)
+    columns = [column.name for column in cursor.description or []]
+    return [unknown_effect_item(dict(zip(columns, row, strict=True))) for row in await cursor.fetchall()]
+
+
+async def _breakers(conn: AsyncConnection[Any]) -> list[InboxItem]:
+    by_connector: dict[str, list[dict[str, Any]]] = {}
+    for row in await health.recent(conn, BREAKER_FRESH_SECONDS):
+        by_connector.setdefault(str(row["connector"]), []).append(row)
+    return [
+        breaker_item(connector, rows)
+        for connector, rows in sorted(by_connector.items())
+        if any(row["state"] == "open" for row in rows)
+    ]
+
+
+async def _stuck_runs(
+    conn: AsyncConnection[Any], temporal: Client, open_runs: dict[str, datetime]
+) -> list[InboxItem]:
+    """Runs Temporal reports problems for, and open runs that look quiet (no mirror, or a
+    running one not written for a while), each described to learn whether its task fails."""
+    quiet_statuses = [RunStatus.RUNNING.value, RunStatus.QUEUED.value]
+    cursor = await conn.execute(QUIET_RUNS, (quiet_statuses, QUIET_AFTER.total_seconds()))
+    quiet = {str(run_id): str(agent) for run_id, agent in await cursor.fetchall() if run_id in open_runs}
+    mirrored = await _mirrored(conn, list(open_runs))
+    cutoff = datetime.now(UTC) - QUIET_AFTER
+    unmirrored = {
+        run_id: None for run_id, started in open_runs.items() if run_id not in mirrored and started < cutoff
+    }
+    reported = {run_id: None for run_id in await _reported_problems(temporal)}
+    candidates: dict[str, str | None] = {**unmirrored, **reported, **quiet}
+    chosen = list(candidates.items())[:MAX_DESCRIBED]
+    gate = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
+
+    async def check(run_id: str, agent: str | None) -> InboxItem | None:
+        async with gate:
+            problem = await diagnose_stuck(temporal, run_id)
+        return stuck_item(problem, agent) if problem is not None else None
+
+    found = await asyncio.gather(*(check(run_id, agent) for run_id, agent in chosen))
+    return [item for item in found if item is not None]
+
+
+async def _reported_problems(temporal: Client) -> list[str]:
+    """Open AgentRuns whose workflow task the server reports failing (TemporalReportedProblems,
+    server 1.28 on); an older server, which does not know the attribute, reports none."""
+    query = f"WorkflowType = '{AGENT_RUN}' AND ExecutionStatus = 'Running' AND {REPORTED_PROBLEMS}"
+    try:
+        return [execution.id async for execution in temporal.list_workflows(query, limit=MAX_DESCRIBED)]
+    except RPCError:
+        return []
+
+
+async def _mirrored(conn: AsyncConnection[Any], run_ids: list[str]) -> set[str]:
+    if not run_ids:
+        return set()
+    cursor = await conn.execute("SELECT run_id FROM aios_runs WHERE run_id = ANY(%s)", (run_ids,))
+    return {str(row[0]) for row in await cursor.fetchall()}
