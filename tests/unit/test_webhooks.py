@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from aios.cli.effects import _is_loopback, webhook_app
+from aios.cli.effects import is_loopback, webhook_app
 from aios.ledger import effects
 from aios.ledger.webhooks import WebhookEvent, WebhookInvalid, parse_event, reconcile_workflow_id
 
@@ -112,10 +112,10 @@ def test_the_cli_refuses_a_response_that_is_not_json() -> None:
 
 
 def test_serve_binds_loopback_unless_told_otherwise() -> None:
-    assert _is_loopback("127.0.0.1")
-    assert _is_loopback("::1")
-    assert _is_loopback("localhost")
-    assert not _is_loopback("0.0.0.0")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
     result = CliRunner().invoke(webhook_app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "--allow-remote" in " ".join(result.output.split())
