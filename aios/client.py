@@ -310,7 +310,7 @@ class AiosClient:
             and Temporal's visibility.
         """
         async with self._connection() as conn, self._boundary():
-            return await collect_inbox(conn, self.temporal)
+            return await collect_inbox(conn, self.temporal, SubjectVault.for_settings(self.settings))
 
     # -- operating on runs --------------------------------------------------------------
 

@@ -59,9 +59,17 @@ class RunBookkeeping:
             f"status: {run.status.value}, turn {run.turn}, {len(run.steps)} steps",
         ]
         if run.pending is not None:
+            pending = run.pending
+            approver = pending.approvers[0]
             lines.append(
-                f"waiting for approval of step {run.pending.step} ({run.pending.action}) "
-                f"by {', '.join(run.pending.approvers)}"
+                f"waiting for approval of step {pending.step} ({pending.action}) "
+                f"by {', '.join(pending.approvers)}"
+            )
+            # What settles it, from here: the decide update's JSON, or the command.
+            lines.append(
+                f'settle: update **decide** with `{{"verdict": "approve", "decision": {{"approver": '
+                f'"{approver}", "step": {pending.step}}}}}` or `aios approve {run.run_id} --step '
+                f"{pending.step} --as {approver}` (`aios inbox` lists everything waiting)"
             )
         doubt = run.awaiting_operator
         if doubt is not None:

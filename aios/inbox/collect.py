@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from aios.errors import AiosError
 from aios.governance.admission import AGENT_RUN
 from aios.governance.manifests import find_manifest
+from aios.governance.subjects import Opener, SubjectVault
 from aios.inbox.items import (
     approval_item,
     breaker_item,
@@ -36,7 +37,7 @@ from aios.temporal.server_errors import diagnose_stuck
 WAITING = (RunStatus.WAITING_APPROVAL, RunStatus.PAUSED_BUDGET, RunStatus.NEEDS_OPERATOR)
 # A run that is running but has not written its mirror for this long is checked for a failing task.
 QUIET_AFTER = timedelta(seconds=30)
-MAX_DESCRIBED = 50  # describes per inbox read, at most: the rest wait for the next read
+MAX_DESCRIBED = 20  # describes per inbox read, at most
 DESCRIBE_CONCURRENCY = 8
 VISIBILITY_LIMIT = 10_000
 REPORTED_PROBLEMS = "TemporalReportedProblems IS NOT NULL"
@@ -46,9 +47,13 @@ WAITING_RUNS = """
 SELECT run_id, agent, status, state, updated_at FROM aios_runs
 WHERE status = ANY(%s) ORDER BY updated_at
 """
+# Running runs whose mirror has been quiet a while, then the most recently active waiting ones.
 QUIET_RUNS = """
-SELECT run_id, agent FROM aios_runs
-WHERE status = ANY(%s) AND updated_at < now() - make_interval(secs => %s)
+(SELECT run_id, agent FROM aios_runs
+ WHERE status IN ('running', 'queued') AND updated_at < now() - make_interval(secs => %s))
+UNION ALL
+(SELECT run_id, agent FROM aios_runs
+ WHERE status IN ('waiting_approval', 'paused_budget', 'needs_operator') ORDER BY updated_at DESC LIMIT %s)
 """
 BUDGET_REASONS = """
 SELECT DISTINCT ON (run_id) run_id, rationale FROM aios_audit
@@ -72,10 +77,12 @@ EXTRA_SOURCES: list[ExtraSource] = [failed_schedule_fires]
 """More kinds of items (schedule fires, drift alarms) plug in here."""
 
 
-async def collect(conn: AsyncConnection[Any], temporal: Client) -> list[InboxItem]:
-    """Every item that needs a person, oldest first."""
+async def collect(
+    conn: AsyncConnection[Any], temporal: Client, vault: SubjectVault | None = None
+) -> list[InboxItem]:
+    """Every item that needs a person, oldest first (`vault` opens what runs recorded sealed)."""
     open_runs = await _open_runs(temporal)
-    items = await _run_items(conn, open_runs)
+    items = await _run_items(conn, open_runs, vault)
     doubted = {item.context.get("effect_key") for item in items}
     items += [item for item in await _unknown_effects(conn) if item.context["effect_key"] not in doubted]
     items += await _breakers(conn)
@@ -94,11 +101,13 @@ async def _open_runs(temporal: Client) -> dict[str, datetime]:
     }
 
 
-async def _run_items(conn: AsyncConnection[Any], open_runs: dict[str, datetime]) -> list[InboxItem]:
+async def _run_items(
+    conn: AsyncConnection[Any], open_runs: dict[str, datetime], vault: SubjectVault | None
+) -> list[InboxItem]:
     cursor = await conn.execute(WAITING_RUNS, ([status.value for status in WAITING],))
     rows = [row for row in await cursor.fetchall() if row[0] in open_runs]
     budget_runs = [row[0] for row in rows if row[2] == RunStatus.PAUSED_BUDGET.value]
-    reasons = await _budget_reasons(conn, budget_runs)
+    reasons = await _budget_reasons(conn, budget_runs, vault)
     items: list[InboxItem] = []
     for _run_id, _agent, status, raw_state, updated_at in rows:
         state = RunState.model_validate(raw_state)
@@ -118,11 +127,16 @@ def _run_item(
     return needs_operator_item(state, updated_at)
 
 
-async def _budget_reasons(conn: AsyncConnection[Any], run_ids: list[str]) -> dict[str, str]:
+async def _budget_reasons(
+    conn: AsyncConnection[Any], run_ids: list[str], vault: SubjectVault | None
+) -> dict[str, str]:
+    """Why each run paused: its audit row's rationale (sealed with the run's subject key)."""
     if not run_ids:
         return {}
     cursor = await conn.execute(BUDGET_REASONS, (run_ids,))
-    return {str(run_id): str(rationale) for run_id, rationale in await cursor.fetchall()}
+    rows = await cursor.fetchall()
+    opener = await vault.opener(conn, [row[1] for row in rows]) if vault else Opener({})
+    return {str(run_id): str(opener.open(rationale)) for run_id, rationale in rows}
 
 
 def _caps(state: RunState) -> dict[str, Any]:
@@ -162,10 +176,11 @@ async def _breakers(conn: AsyncConnection[Any]) -> list[InboxItem]:
 async def _stuck_runs(
     conn: AsyncConnection[Any], temporal: Client, open_runs: dict[str, datetime]
 ) -> list[InboxItem]:
-    """Runs Temporal reports problems for, and open runs that look quiet (no mirror, or a
-    running one not written for a while), each described to learn whether its task fails."""
-    quiet_statuses = [RunStatus.RUNNING.value, RunStatus.QUEUED.value]
-    cursor = await conn.execute(QUIET_RUNS, (quiet_statuses, QUIET_AFTER.total_seconds()))
+    """Open runs described to learn whether their workflow task keeps failing: those Temporal
+    reports problems for (server 1.28 on), those with no mirror, running ones whose mirror has
+    been quiet a while, and the most recently active waiting ones (a decision that crashed the
+    task leaves the mirror waiting), at most MAX_DESCRIBED per read."""
+    cursor = await conn.execute(QUIET_RUNS, (QUIET_AFTER.total_seconds(), MAX_DESCRIBED))
     quiet = {str(run_id): str(agent) for run_id, agent in await cursor.fetchall() if run_id in open_runs}
     mirrored = await _mirrored(conn, list(open_runs))
     cutoff = datetime.now(UTC) - QUIET_AFTER
@@ -173,7 +188,7 @@ async def _stuck_runs(
         run_id: None for run_id, started in open_runs.items() if run_id not in mirrored and started < cutoff
     }
     reported = {run_id: None for run_id in await _reported_problems(temporal)}
-    candidates: dict[str, str | None] = {**unmirrored, **reported, **quiet}
+    candidates: dict[str, str | None] = {**reported, **unmirrored, **quiet}
     chosen = list(candidates.items())[:MAX_DESCRIBED]
     gate = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
 

@@ -11,6 +11,11 @@ from aios.models.inbox import InboxItem, InboxKind, WebUiAction
 from aios.models.run import PendingApproval, Proposal, RunState
 
 
+# What the inbox suggests granting a run paused on a per-run cap (the operator adjusts it).
+EXTRA_TOKENS = 10_000
+EXTRA_COST = 1.0
+
+
 def approval_item(state: RunState, updated_at: datetime) -> InboxItem | None:
     """A step waiting for a verdict: everything the approver needs, and the command."""
     pending = state.pending_approval
@@ -67,7 +72,7 @@ def budget_item(state: RunState, updated_at: datetime, reason: str, caps: dict[s
     }
     if daily:
         context["resumes_by_itself_at"] = _iso(state.paused_until)
-    extra = "--override-day" if daily else "--extra-cost 1.0"
+    extra = "--override-day" if daily else f"--extra-tokens {EXTRA_TOKENS} --extra-cost {EXTRA_COST:g}"
     return InboxItem(
         kind=InboxKind.BUDGET_PAUSE,
         key=f"budget:{state.run_id}",
@@ -85,7 +90,7 @@ def budget_item(state: RunState, updated_at: datetime, reason: str, caps: dict[s
             name="resume",
             json_input={"by": "operator", "override_day": True}
             if daily
-            else {"by": "operator", "extra_cost": 1.0},
+            else {"by": "operator", "extra_tokens": EXTRA_TOKENS, "extra_cost": EXTRA_COST},
         ),
     )
 

@@ -20,3 +20,7 @@ CREATE TABLE IF NOT EXISTS aios_used_links (
     approver   TEXT NOT NULL,
     used_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- The inbox reads runs by what they wait for, and the ledger's unknown effects.
+CREATE INDEX IF NOT EXISTS aios_runs_status_idx ON aios_runs (status, updated_at);
+CREATE INDEX IF NOT EXISTS aios_effects_unknown_idx ON aios_effects (updated_at) WHERE state = 'unknown';
