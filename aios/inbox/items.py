@@ -10,7 +10,6 @@ from aios.errors import RunStuck
 from aios.models.inbox import InboxItem, InboxKind, WebUiAction
 from aios.models.run import PendingApproval, Proposal, RunState
 
-
 # What the inbox suggests granting a run paused on a per-run cap (the operator adjusts it).
 EXTRA_TOKENS = 10_000
 EXTRA_COST = 1.0
