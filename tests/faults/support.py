@@ -65,8 +65,14 @@ def saga_manifest(base_url: str, prefix: str, *, ship_refused: bool) -> AgentMan
 class WorkerProcess:
     """`aios worker` as a subprocess on a given queue, so it can be SIGKILLed."""
 
-    def __init__(self, task_queue: str, log: Path | None = None, settings: Settings | None = None) -> None:
-        env = child_env(settings, AIOS_TASK_QUEUE=task_queue)
+    def __init__(
+        self,
+        task_queue: str,
+        log: Path | None = None,
+        settings: Settings | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        env = child_env(settings, AIOS_TASK_QUEUE=task_queue, **(env or {}))
         self._log = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "aios.cli", "worker"], env=env, stdout=self._log, stderr=self._log
