@@ -8,13 +8,18 @@ name (CLI update or Web UI signal) above the amount, and a link still counts.
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
 from aios.errors import DecisionRefused
 from aios.models.manifest import AgentManifest, PolicySpec
 from aios.models.run import RunStatus
+from aios.notify.webhook import signature
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import FAST_SLA, refund_like_manifest
 from tests.support.operator_loop import (
@@ -171,3 +176,72 @@ async def test_verified_over_refuses_a_typed_name_above_the_amount_and_a_link_st
     confirmed = await follow(links_in(mail)["approve"], confirm=True)
     assert confirmed.status_code == 200, confirmed.text
     assert (await loop.client.result(run_id, within=30)).status is RunStatus.COMPLETED
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A chat tool's incoming webhook: keeps each POST's headers and body."""
+
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+async def test_a_webhook_gets_a_signed_json_notice_beside_the_mail(
+    operator_loop: OperatorLoop, effect_server: EffectServer
+) -> None:
+    loop = operator_loop
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Hook.received.clear()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        async with loop.pool.connection() as conn:
+            await loop.book.add(conn, "alice", email="alice@example.com", webhook=url)
+        run_id = await start_waiting(loop, refund_like_manifest(effect_server.url))
+        await loop.mails(1)
+        for _ in range(300):
+            if Hook.received:
+                break
+            await asyncio.sleep(0.05)
+        [(headers, body)] = Hook.received
+        expected = signature(await loop.secret("alice"), headers["x-aios-timestamp"], body)
+        assert headers["x-aios-signature"] == expected
+        assert headers["idempotency-key"] == f"{run_id}/notify/approval_requested/step-2/alice/webhook"
+        notice = json.loads(body)
+        assert notice["kind"] == "approval_requested" and notice["amount"] == 250
+        assert notice["approve_url"].startswith(loop.base_url) and "payout" in notice["text"]
+        channels = sorted(c for key, c, state in await effects_of(loop.settings, run_id) if "/notify/" in key)
+        assert channels == ["email", "webhook"]
+    finally:
+        server.shutdown()
+
+
+async def test_quiet_hours_hold_a_notice_until_they_end(
+    operator_loop: OperatorLoop, effect_server: EffectServer
+) -> None:
+    loop = operator_loop
+    now = datetime.now(UTC)
+    window = f"{(now - timedelta(hours=1)):%H:00}-{(now + timedelta(hours=2)):%H:00}"
+    async with loop.pool.connection() as conn:
+        await loop.book.add(conn, "alice", email="alice@example.com", webhook=None, quiet_hours=window)
+    run_id = await start_waiting(loop, refund_like_manifest(effect_server.url))
+    for _ in range(300):
+        description = await loop.client.handle(run_id).describe()
+        pending = [
+            a for a in description.raw_description.pending_activities if a.activity_type.name == "notify.send"
+        ]
+        if pending and pending[0].last_failure.application_failure_info.type:
+            break
+        await asyncio.sleep(0.05)
+    held = pending[0].last_failure.application_failure_info  # the message itself is encrypted
+    assert held.type == "NotificationHeld" and held.next_retry_delay.seconds > 60
+    assert loop.smtp.received == [] and not [
+        e for e in await effects_of(loop.settings, run_id) if "/notify/" in e[0]
+    ]
