@@ -100,14 +100,17 @@ async def diagnose_stuck(client: Client, run_id: str) -> RunStuck | None:
     except RPCError:
         return None
     pending = description.raw_description.pending_workflow_task
-    if pending.attempt < 2:  # the first attempt failing is what makes the second
-        return None
     failed_at, failure = await _newest_task_problem(client, run_id)
+    # The first attempt failing is what makes the second; but a new event (a signal, an
+    # activity's completion) starts the count again at 1 while the task still fails: then
+    # the newest workflow task in the history, failed, tells.
+    if pending.attempt < 2 and failed_at is None:
+        return None
     since = failed_at or (pending.original_scheduled_time.ToDatetime(UTC) if pending.attempt else None)
     return RunStuck(
         run_id,
         failure,
-        attempt=pending.attempt,
+        attempt=max(pending.attempt, 1),
         since=since.isoformat(timespec="seconds") if since else "unknown",
     )
 
@@ -120,6 +123,8 @@ async def _newest_task_problem(client: Client, run_id: str) -> tuple[datetime | 
     request.execution.workflow_id = run_id
     response = await client.workflow_service.get_workflow_execution_history_reverse(request)
     for event in response.history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            break  # the newest workflow task completed: nothing fails since
         if event.event_type in TASK_PROBLEMS:
             return event.event_time.ToDatetime(UTC), await _describe_problem(client, event)
     return None, "the failure is not in the newest events of its history"
