@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from aios.errors import ApproverInvalid, ApproverNotFound
 from aios.settings import Settings
@@ -102,6 +103,10 @@ class ApproverBook:
         cursor = await conn.execute("DELETE FROM aios_approvers WHERE name = %s", (name,))
         if cursor.rowcount == 0:
             raise ApproverNotFound(f"no approver named {name!r}; see `aios approvers list`")
+
+    async def remove_if_present(self, pool: AsyncConnectionPool, name: str) -> None:
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM aios_approvers WHERE name = %s", (name,))
 
     async def all(self, conn: AsyncConnection[Any]) -> list[Approver]:
         cursor = await conn.execute(SELECT + " ORDER BY name")

@@ -5,7 +5,9 @@ a local mail sink for email) and a worker on its own task queue, then runs two r
 
 1. a refund over the approval threshold: the run waits, the operator approves it with the
    CLI (the Web UI's signal form would do the same), the refund and the reply go out;
-2. a refund whose reply bounces: the run undoes the refund (a saga) and ends compensated.
+2. a refund whose reply bounces: the run undoes the refund (a saga) and ends compensated;
+3. the operator's loop: a refund waits, the operator's inbox shows it, alice receives the
+   approval mail, and its signed approve link (on `aios approvals serve`) settles it.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shlex
+import socket
 import subprocess
 import sys
+from email import message_from_bytes
 from pathlib import Path
 
+import httpx
 from mailsink import MailSink  # beside this script
+from psycopg_pool import AsyncConnectionPool
 
+from aios.approvals.approvers import ApproverBook
+from aios.approvals.server import ApprovalServer
 from aios.client import AiosClient
 from aios.models.run import RunState, RunStatus
-from aios.settings import load_settings
+from aios.settings import Settings, load_settings
 from workers.main import run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,11 +126,89 @@ async def bounced_reply(client: AiosClient) -> None:
     say(f"   See it in the Web UI: {client.run_url(started.run_id)}")
 
 
+async def aios_cli(*args: str) -> str:
+    """The CLI as the operator types it, asynchronously: the worker shares this event loop."""
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aios.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await cli.communicate()
+    return output.decode().rstrip()
+
+
+def _find_mail(folder: Path, run_id: str) -> tuple[str, str] | None:
+    for path in sorted(folder.glob("message-*.eml")):
+        message = message_from_bytes(path.read_bytes())
+        body = message.get_payload(decode=True)
+        text = body.decode() if isinstance(body, bytes) else ""
+        if run_id in text:
+            return str(message["Subject"]), text
+    return None
+
+
+async def approval_mail(folder: Path, run_id: str) -> tuple[str, str]:
+    """(subject, body) of the approval mail about this run, once the sink has it."""
+    for _ in range(600):
+        found = await asyncio.to_thread(_find_mail, folder, run_id)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"no approval mail about {run_id} arrived")
+
+
+async def approved_by_link(client: AiosClient, settings: Settings, mail: Path) -> None:
+    book = ApproverBook.for_settings(settings)
+    async with AsyncConnectionPool(
+        settings.resolved_database_url, min_size=1, max_size=2, kwargs={"autocommit": True}, open=False
+    ) as pool:
+        async with pool.connection() as conn:
+            await book.add(conn, APPROVER, email="alice@shop.example", webhook=None)
+        stop = asyncio.Event()
+        server = asyncio.create_task(
+            ApprovalServer(client, pool, book).serve(
+                host="127.0.0.1", port=settings.approvals_port, stop=stop
+            )
+        )
+        try:
+            say(f"3. $ aios approvers add {APPROVER} --email alice@shop.example   (done)")
+            started = await client.start_run("refund-desk", {**REQUEST, "order": "o-1003"})
+            await wait_until_waiting(client, started.run_id)
+            say(f"   Started {started.run_id}; it waits. The operator's inbox:")
+            say("   $ aios inbox")
+            say("\n".join("   " + line for line in (await aios_cli("inbox")).splitlines()))
+            subject, body = await approval_mail(mail, started.run_id)
+            link = re.search(r"Approve: (\S+)", body)
+            assert link is not None
+            say(f"   alice received: {subject!r}, with approve and reject links:")
+            say(f"   {link[1][:90]}...")
+            async with httpx.AsyncClient(timeout=30) as http:
+                page = await http.post(link[1], data={"note": "approved from the mail"})
+            heading = re.search(r"<h1[^>]*>([^<]*)</h1>", page.text)
+            say(f"   Following it and pressing Approve: {heading[1] if heading else page.status_code}")
+            final = await client.result(started.run_id)
+            say(f"   Outcome: {final.status.value}; the audit trail records the channel (link), verified.")
+        finally:
+            stop.set()
+            await server
+            await book.remove_if_present(pool, APPROVER)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def main() -> None:
     # The bounce in part 2 is expected: keep the worker's failure tracebacks out of the story.
     logging.getLogger("temporalio").setLevel(logging.ERROR)
     stripe, stripe_url = start_stripe_mock()
     sink = MailSink(ROOT / ".aios" / "mail").start()
+    approvals_port = _free_port()
     os.environ.update(
         {
             "AIOS_STRIPE_BASE_URL": stripe_url,
@@ -130,6 +217,8 @@ async def main() -> None:
             "AIOS_SMTP_FROM": "refunds@shop.example",
             "AIOS_SMTP_STARTTLS": "false",  # the loopback sink speaks plain SMTP
             "AIOS_TASK_QUEUE": DEMO_QUEUE,
+            "AIOS_APPROVALS_PORT": str(approvals_port),
+            "AIOS_APPROVALS_URL": f"http://127.0.0.1:{approvals_port}",
         }
     )
     settings = load_settings()
@@ -143,6 +232,8 @@ async def main() -> None:
         await approved_refund(client)
         say()
         await bounced_reply(client)
+        say()
+        await approved_by_link(client, settings, ROOT / ".aios" / "mail")
         say()
         say(f"Mail delivered to the sink: {sink.delivered} message(s); bounced: {sink.bounced}.")
         say("`aios runs --agent refund-desk` lists every run; `aios show RUN` shows one's state;")
