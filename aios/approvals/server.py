@@ -89,6 +89,8 @@ class ApprovalServer:
             state = await self._waiting(claim)
         except LinkRefused as refused:
             return await self._refused(token, refused)
+        except AiosError as error:  # the run is stuck, or a server is down: try again later
+            return Page(502, refused_page("run unreachable", str(error)))
         return Page(200, confirm_page(state, claim.verdict, claim.approver, f"{LINK_PATH}{token}"))
 
     async def confirm(self, token: str, note: str) -> Page:
@@ -99,6 +101,8 @@ class ApprovalServer:
                 await mark_used(conn, claim)
         except LinkRefused as refused:
             return await self._refused(token, refused)
+        except AiosError as error:  # nothing was used up: the link still works later
+            return Page(502, refused_page("run unreachable", str(error)))
         try:
             outcome = await self._client.decide(
                 claim.run_id,
