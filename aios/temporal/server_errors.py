@@ -100,6 +100,8 @@ async def diagnose_stuck(client: Client, run_id: str) -> RunStuck | None:
     except RPCError:
         return None
     pending = description.raw_description.pending_workflow_task
+    if pending.attempt == 0:  # no workflow task pending: the run is idle, not failing
+        return None
     failed_at, failure = await _newest_task_problem(client, run_id)
     # The first attempt failing is what makes the second; but a new event (a signal, an
     # activity's completion) starts the count again at 1 while the task still fails: then
