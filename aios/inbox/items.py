@@ -12,6 +12,10 @@ from aios.models.run import PendingApproval, Proposal, RunState
 
 # What the inbox suggests granting a run paused on a per-run cap (the operator adjusts it).
 EXTRA_TOKENS = 10_000
+NOTICE_IN_DOUBT = (
+    "a worker died while sending this notification, which is never sent twice: ask the "
+    "recipient (or check the mail server) whether it arrived, then settle it"
+)
 EXTRA_COST = 1.0
 
 
@@ -136,7 +140,9 @@ def unknown_effect_item(row: dict[str, Any]) -> InboxItem:
             "attempts": row["attempts"],
             "error": row.get("error") or "",
         },
-        suggested="the reconciler asks the service; if it cannot tell, check the service and settle it",
+        suggested=NOTICE_IN_DOUBT
+        if str(row["action"]).startswith("notify:")
+        else "the reconciler asks the service; if it cannot tell, check the service and settle it",
         command=f"aios effects resolve {key} --applied --as operator --note 'seen in the service'",
         alternatives=[f"aios effects resolve {key} --not-applied --as operator --note 'not in the service'"],
     )

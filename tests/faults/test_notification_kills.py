@@ -101,6 +101,8 @@ async def test_a_worker_killed_while_mailing_an_approval_does_not_mail_it_twice(
         await client.decide(started.run_id, "approve", approver="alice")
         assert (await client.result(started.run_id, within=60)).status is RunStatus.COMPLETED
         assert len(smtp_server.received) == 1
+        async with await connect(settings) as conn:  # else it stays in every later inbox here
+            await conn.execute("DELETE FROM aios_effects WHERE effect_key = %s", (key,))
     finally:
         first.stop()
         if second is not None:
