@@ -44,5 +44,10 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         compaction.commit,
         compaction.undo,
         RetentionActivities(deps).apply,
-        AdmissionActivities(deps).start,
+        *_admission(deps),
     ]
+
+
+def _admission(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    admission = AdmissionActivities(deps)
+    return [admission.start, admission.await_end]

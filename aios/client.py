@@ -55,6 +55,8 @@ from aios.settings import Settings
 from aios.temporal.connection import connect
 from aios.temporal.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.temporal.server_errors import explain, postgres_unreachable, temporal_unreachable
+from aios.triggers import schedules
+from aios.triggers.schedules import Applied, ScheduleView
 
 EFFECT_RESOLVED_SIGNAL = "effect_resolved"  # workflows/operator_interface.py handles it
 
@@ -538,6 +540,41 @@ class AiosClient:
         async with self._boundary():
             return await psycopg.AsyncConnection.connect(self.settings.resolved_database_url, autocommit=True)
 
+    # -- schedules (aios/triggers/schedules.py) ---------------------------------------------
+
+    async def apply_schedules(self, manifests: list[AgentManifest] | None = None) -> Applied:
+        """Make aios's Temporal Schedules match the manifests' `triggers.schedule`.
+
+        Args:
+            manifests: the agents to apply, whose other schedules are deleted; by default every
+                manifest in the agents directory, and the schedules of agents without one go too.
+
+        Returns:
+            The schedules created, updated and deleted (those whose trigger is gone).
+        """
+        every_agent = manifests is None
+        chosen = _valid_manifests() if manifests is None else manifests
+        async with self._boundary():
+            return await schedules.apply_schedules(
+                self.temporal, chosen, self.settings.task_queue, every_agent=every_agent
+            )
+
+    async def schedules(self) -> list[ScheduleView]:
+        """Every schedule aios owns: its spec, paused state, next and recent firings."""
+        async with self._boundary():
+            return await schedules.describe_schedules(self.temporal)
+
+    async def trigger_schedule(self, name: str) -> None:
+        """Fire a schedule now (`agent/schedule`); the firing goes through admission like any other."""
+        async with self._boundary():
+            await schedules.trigger_schedule(self.temporal, schedules.resolve_schedule_id(name))
+
+    async def pause_schedule(self, name: str, *, paused: bool = True, note: str = "") -> None:
+        """Pause (or, with `paused=False`, resume) a schedule; the note says why, in the Web UI too."""
+        identifier = schedules.resolve_schedule_id(name)
+        async with self._boundary():
+            await schedules.set_schedule_paused(self.temporal, identifier, paused, note or "aios schedules")
+
     # -- the walking skeleton -----------------------------------------------------------
 
     async def start_ping(
@@ -589,3 +626,15 @@ __all__ = [
     "RunSummary",
     "WorkflowExecutionStatus",
 ]
+
+
+def _valid_manifests() -> list[AgentManifest]:
+    """Every manifest of the agents directory; a broken one stops the apply (it says which)."""
+    from aios.governance.manifests import list_manifests
+
+    loaded = []
+    for _path, manifest in list_manifests():
+        if isinstance(manifest, Exception):
+            raise manifest
+        loaded.append(manifest)
+    return loaded

@@ -48,6 +48,12 @@ class RunNotFound(AiosError):
     exit_code = 3
 
 
+class ScheduleNotFound(AiosError):
+    """No schedule of aios has the given name."""
+
+    exit_code = 3
+
+
 class RunFinished(AiosError):
     """The run has already ended; signals, updates and pauses no longer reach it."""
 

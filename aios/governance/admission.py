@@ -31,7 +31,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from aios.errors import AdmissionRefused, InputTooLarge
+from aios.errors import AdmissionRefused, InputTooLarge, ManifestInvalid
 from aios.governance.audit import AuditEntry, append
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
@@ -65,9 +65,9 @@ class Admission:
 
         Returns the outcome; raises AdmissionRefused or InputTooLarge only for a person's request.
         """
-        manifest = request.manifest or _find_manifest(request.agent)
         run_id = request.run_id or f"{request.agent}-{uuid.uuid4().hex[:10]}"
         try:
+            manifest = request.manifest or _find_manifest(request.agent)
             paused, rollout = await self._admit(manifest)
             if paused and request.cause.triggered:
                 raise AdmissionRefused(f"agent {manifest.name!r} is paused (kill switch); no run was started")
@@ -76,7 +76,7 @@ class Admission:
             for checked in (live, shadow):
                 if checked is not None:
                     await self._check_size(checked)
-        except (AdmissionRefused, InputTooLarge) as refused:
+        except (AdmissionRefused, InputTooLarge, ManifestInvalid) as refused:
             if not request.cause.triggered:
                 raise
             return await self._skipped(request, run_id, str(refused))

@@ -31,6 +31,11 @@ class StartRequest(Payload):
     task_queue: str | None = None
     max_history_events: int = Field(default=DEFAULT_MAX_HISTORY_EVENTS, ge=50)
     reconcile_within: timedelta | None = None
+    await_end: bool = Field(
+        default=False,
+        description="DispatchRun waits for the started run to end: a Schedule's overlap policy then "
+        "sees the run as the firing still going",
+    )
 
 
 class StartOutcome(Payload):

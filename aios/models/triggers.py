@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from aios.models.base import Strict
 
@@ -39,6 +40,33 @@ class ScheduleTrigger(Strict):
     catchup_window: timedelta = Field(default=timedelta(minutes=5), ge=timedelta(seconds=10))
     task: dict[str, Any] = Field(default_factory=dict, description="each fired run's task")
 
+    @field_validator("cron")
+    @classmethod
+    def _cron_shape(cls, value: str | None) -> str | None:
+        # Temporal checks the fields themselves when the Schedule is applied; the count is what a
+        # manifest author gets wrong most (a seconds field, or a missing day of week).
+        if value is not None and not value.startswith("@") and len(value.split()) not in (5, 6, 7):
+            raise ValueError(
+                f"{value!r} is not a cron expression: five fields (minute hour day-of-month month "
+                f'day-of-week, e.g. "0 9 * * 1-5"), or @daily, @hourly, @every 10m'
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Paris)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _cron_or_every(self) -> ScheduleTrigger:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError(f"schedule {self.name!r} needs exactly one of `cron` and `every`")
+        return self
+
 
 class EventTrigger(Strict):
     """A topic the agent subscribes to, and how an event's data becomes the run's task."""
@@ -50,6 +78,15 @@ class EventTrigger(Strict):
 
 class TriggersSpec(Strict):
     schedule: list[ScheduleTrigger] = Field(default_factory=list)
+
+    @field_validator("schedule")
+    @classmethod
+    def _unique_names(cls, value: list[ScheduleTrigger]) -> list[ScheduleTrigger]:
+        names = [trigger.name for trigger in value]
+        if len(names) != len(set(names)):
+            raise ValueError(f"schedule names must be unique within an agent: {names}")
+        return value
+
     event: list[EventTrigger] = Field(default_factory=list)
     # An event for a subject whose run of this agent is still open ("double texting").
     on_busy: Literal["queue", "signal", "skip", "parallel"] = "signal"
