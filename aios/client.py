@@ -8,11 +8,12 @@ state = await client.state(started.run_id)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -27,18 +28,23 @@ from temporalio.service import RPCError
 
 from aios.errors import (
     DecisionRefused,
+    EventNotFound,
     RunFailed,
     RunFinished,
     RunNotFound,
     RunStuck,
     WaitTimedOut,
 )
+from aios.events import outbox
+from aios.events.bus import EventBus
+from aios.events.subscriptions import apply_subscriptions
 from aios.governance.admission import AGENT_RUN, MAX_INPUT_BYTES, Admission
 from aios.governance.audit import AuditEntry, append
 from aios.governance.rollouts import VersionDiff, diff_runs
 from aios.governance.subjects import SubjectVault
 from aios.ledger import effects, runs
 from aios.models import PingInput, PingResult
+from aios.models.events import Event, Published
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
@@ -92,9 +98,20 @@ class EffectResolved:
     run_note: str
 
 
+@dataclass(frozen=True)
+class EventSummary:
+    event_id: str
+    topic: str
+    source: str
+    received_at: datetime
+    subscribers: int
+    outcomes: str
+
+
 class AiosClient:
     def __init__(self, client: Client, settings: Settings) -> None:
-        self.admission = Admission(client, settings, self._connection)
+        self.admission = Admission(client, settings, self.connection)
+        self.events_bus = EventBus(client, settings, self.connection)
         self.temporal = client
         self.settings = settings
 
@@ -532,7 +549,8 @@ class AiosClient:
             return diff_runs(await runs.recent_runs(conn, agent, limit))
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection to the project's Postgres for one use, closed after."""
         async with await self._db() as conn:
             yield conn
 
@@ -542,22 +560,25 @@ class AiosClient:
 
     # -- schedules (aios/triggers/schedules.py) ---------------------------------------------
 
-    async def apply_schedules(self, manifests: list[AgentManifest] | None = None) -> Applied:
-        """Make aios's Temporal Schedules match the manifests' `triggers.schedule`.
+    async def apply(self, manifests: list[AgentManifest] | None = None) -> Applied:
+        """Make the agents' triggers real: Temporal Schedules and event subscriptions.
 
         Args:
-            manifests: the agents to apply, whose other schedules are deleted; by default every
-                manifest in the agents directory, and the schedules of agents without one go too.
+            manifests: the agents to apply, whose other triggers are removed; by default every
+                manifest in the agents directory, and the triggers of agents without one go too.
 
         Returns:
-            The schedules created, updated and deleted (those whose trigger is gone).
+            The schedules and subscriptions set and removed.
         """
         every_agent = manifests is None
         chosen = _valid_manifests() if manifests is None else manifests
         async with self._boundary():
-            return await schedules.apply_schedules(
+            applied = await schedules.apply_schedules(
                 self.temporal, chosen, self.settings.task_queue, every_agent=every_agent
             )
+            async with self.connection() as conn:
+                subscribed, unsubscribed = await apply_subscriptions(conn, chosen, every_agent=every_agent)
+        return dataclasses.replace(applied, subscribed=subscribed, unsubscribed=unsubscribed)
 
     async def schedules(self) -> list[ScheduleView]:
         """Every schedule aios owns: its spec, paused state, next and recent firings."""
@@ -574,6 +595,43 @@ class AiosClient:
         identifier = schedules.resolve_schedule_id(name)
         async with self._boundary():
             await schedules.set_schedule_paused(self.temporal, identifier, paused, note or "aios schedules")
+
+    # -- events (aios/events/) -----------------------------------------------------------------
+
+    async def send_event(
+        self, topic: str, data: dict[str, Any], *, event_id: str | None = None, source: str = "client"
+    ) -> Published:
+        """Keep an event and start each subscriber's run once, whatever the number of deliveries.
+
+        Args:
+            topic: what happened, e.g. `refund.requested`.
+            data: the event's fields; each subscriber maps them to its run's task.
+            event_id: the sender's id, the de-duplication key; by default a new one.
+            source: who sends it, for `aios events show`.
+
+        Returns:
+            The event as kept (the first delivery's, for a redelivery) and each subscriber's delivery.
+        """
+        event = Event(
+            event_id=event_id or f"evt-{uuid.uuid4().hex[:16]}", topic=topic, data=data, source=source
+        )
+        async with self._boundary():
+            return await self.events_bus.publish(event)
+
+    async def events(self, *, topic: str | None = None, limit: int = 50) -> list[EventSummary]:
+        """Recent events, newest first, with how many subscribers each reached."""
+        async with self._boundary(), self.connection() as conn:
+            rows = await outbox.list_events(conn, topic=topic, limit=limit)
+        return [EventSummary(*row) for row in rows]
+
+    async def event(self, event_id: str) -> Published:
+        """An event, and each subscriber's delivery with its run's last recorded status."""
+        async with self._boundary(), self.connection() as conn:
+            kept = await outbox.get_event(conn, event_id)
+            if kept is None:
+                raise EventNotFound(f"no event {event_id!r}: `aios events list` shows the recent ones")
+            delivered = await outbox.deliveries(conn, event_id)
+        return Published(event=kept[0], new=False, deliveries=delivered, received_at=kept[1])
 
     # -- the walking skeleton -----------------------------------------------------------
 

@@ -48,6 +48,18 @@ class RunNotFound(AiosError):
     exit_code = 3
 
 
+class EventIdReused(AiosError):
+    """An event id already names another event (another topic or other data)."""
+
+    exit_code = 2
+
+
+class EventNotFound(AiosError):
+    """No event has the given id."""
+
+    exit_code = 3
+
+
 class ScheduleNotFound(AiosError):
     """No schedule of aios has the given name."""
 

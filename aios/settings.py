@@ -182,6 +182,18 @@ class Settings(BaseSettings):
     smtp_from: str | None = Field(default=None, description="sender address of outgoing email")
     smtp_username: str | None = Field(default=None, description="SMTP login, if the server wants one")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    events_secret: SecretStr | None = Field(
+        default=None,
+        description="the HMAC secret of `aios events serve`'s signed endpoint (aios/events/signature.py); "
+        "unset: the endpoint refuses every request",
+    )
+    events_tolerance_seconds: int = Field(
+        default=300, gt=0, description="how old a signed event's timestamp may be (replay window)"
+    )
+    mail_domain: str = Field(
+        default="aios.localhost", min_length=1, description="mail to <agent>@ this domain becomes an event"
+    )
+    mail_max_bytes: int = Field(default=1 << 20, gt=0, description="the largest mail the channel accepts")
     smtp_starttls: bool = Field(default=True, description="upgrade the SMTP connection with STARTTLS")
     model_base_url: str | None = Field(
         default=None,

@@ -319,6 +319,7 @@ class AgentRunWorkflow(OperatorInterface):
             # The act is performed before the model is asked; a failure ends the run anyway.
             done_actions=[*done, act.call.action] if act else done,
             context=memories,
+            events=list(self._run.received),
         )
 
     def _budget_request(self, turn: int) -> BudgetRequest:

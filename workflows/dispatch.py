@@ -39,6 +39,8 @@ class DispatchRunWorkflow:
         if request.run_id is None:
             derived = workflow.info().workflow_id.removeprefix(DISPATCH_PREFIX)
             request = request.model_copy(update={"run_id": derived})
+        if request.after is not None:
+            await self._until_ended(request.after)
         outcome = await workflow.execute_activity_method(
             AdmissionActivities.start,
             request,
@@ -47,11 +49,14 @@ class DispatchRunWorkflow:
             retry_policy=ADMISSION_RETRY,
         )
         if request.await_end and outcome.started:
-            await workflow.execute_activity_method(
-                AdmissionActivities.await_end,
-                outcome.run_id,
-                start_to_close_timeout=AWAIT_LONGEST,
-                heartbeat_timeout=AWAIT_HEARTBEAT,
-                retry_policy=ADMISSION_RETRY,
-            )
+            await self._until_ended(outcome.run_id)
         return outcome
+
+    async def _until_ended(self, run_id: str) -> None:
+        await workflow.execute_activity_method(
+            AdmissionActivities.await_end,
+            run_id,
+            start_to_close_timeout=AWAIT_LONGEST,
+            heartbeat_timeout=AWAIT_HEARTBEAT,
+            retry_policy=ADMISSION_RETRY,
+        )

@@ -27,6 +27,7 @@ from temporalio import workflow
 from workflows.saga import Saga
 
 with workflow.unsafe.imports_passed_through():
+    from aios.models.events import RunEvent
     from aios.models.manifest import ActionSpec, RiskClass
     from aios.models.run import (
         ActionCall,
@@ -94,6 +95,7 @@ class RunProgress:
     awaiting_operator: EffectInDoubt | None = field(default=None, metadata=SHOWN)
     paused_until: datetime | None = field(default=None, metadata=SHOWN)
     day_cap_override: DayCapOverride | None = field(default=None, metadata=SHOWN)
+    received: list[RunEvent] = field(default_factory=list, metadata=SHOWN)
     # -- carried: RunCarry's own fields ---------------------------------------------------
     # The last step number used.
     step: int = field(default=0, metadata=CARRIED)
@@ -180,6 +182,7 @@ class RunProgress:
         self.awaiting_operator = state.awaiting_operator
         self.paused_until = state.paused_until
         self.day_cap_override = state.day_cap_override
+        self.received = list(state.events_received)
 
     def snapshot(self) -> RunState:
         return RunState(
@@ -201,4 +204,5 @@ class RunProgress:
             awaiting_operator=self.awaiting_operator,
             paused_until=self.paused_until,
             day_cap_override=self.day_cap_override,
+            events_received=list(self.received),
         )

@@ -168,10 +168,10 @@ def _actions(proposed: list[tuple[str, str]]) -> str:
 
 @app.command()
 def apply() -> None:
-    """Create, update and delete the agents' Temporal Schedules to match their `triggers.schedule`."""
+    """Make the agents' triggers real: their Temporal Schedules and event subscriptions."""
 
     async def go() -> Applied:
-        return await (await AiosClient.connect(settings())).apply_schedules()
+        return await (await AiosClient.connect(settings())).apply()
 
     applied = run(go())
     for verb, names in (

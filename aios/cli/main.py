@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from aios.cli import agents, audit, dev, memory, runs, schedules, status
+from aios.cli import agents, audit, dev, events, memory, runs, schedules, status
 from aios.cli.common import console, fail, run, settings
 from aios.cli.effects import effects_app, webhook_app
 from aios.client import AiosClient
@@ -24,6 +24,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(audit.app, name="audit")
 app.add_typer(memory.app, name="memory")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(events.app, name="events")
 app.add_typer(effects_app, name="effects")
 app.add_typer(webhook_app, name="webhook")
 app.registered_commands += runs.app.registered_commands

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from aios.models.base import Payload
+from aios.models.events import RunEvent
 from aios.models.manifest import ActionSpec, AgentManifest, Grade
 
 # Temporal refuses histories past 51,200 events and warns from 10,240: runs move to a fresh
@@ -232,6 +233,9 @@ class RunState(Payload):
         default=None, description="paused on a daily cap: when the budget day turns and the run resumes"
     )
     day_cap_override: DayCapOverride | None = None
+    events_received: list[RunEvent] = Field(
+        default_factory=list, description="events for its subject that arrived while it ran (on_busy: signal)"
+    )
 
     @property
     def ended(self) -> bool:
@@ -249,6 +253,7 @@ class PlanRequest(Payload):
     task: dict[str, Any]
     done_actions: list[str] = Field(default_factory=list, description="executed or decided")
     context: list[str] = Field(default_factory=list, description="recalled memories")
+    events: list[RunEvent] = Field(default_factory=list, description="events that arrived while it ran")
 
 
 class PlanResponse(Payload):

@@ -31,6 +31,9 @@ class StartRequest(Payload):
     task_queue: str | None = None
     max_history_events: int = Field(default=DEFAULT_MAX_HISTORY_EVENTS, ge=50)
     reconcile_within: timedelta | None = None
+    after: str | None = Field(
+        default=None, description="DispatchRun starts the run once this run has ended (on_busy: queue)"
+    )
     await_end: bool = Field(
         default=False,
         description="DispatchRun waits for the started run to end: a Schedule's overlap policy then "

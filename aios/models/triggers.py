@@ -69,11 +69,45 @@ class ScheduleTrigger(Strict):
 
 
 class EventTrigger(Strict):
-    """A topic the agent subscribes to, and how an event's data becomes the run's task."""
+    """A topic the agent subscribes to, and how an event's data becomes the run's task.
+
+    In `task`, a string `$.a.b` is the event's `data["a"]["b"]` and `$` the whole data; any other
+    value is taken as written. `filter` maps a data path (`a.b`) to the value it must equal.
+    """
 
     topic: str = Field(pattern=TOPIC_PATTERN)
-    task: dict[str, Any] = Field(default_factory=dict, description="the run's task, from the event's data")
+    task: dict[str, Any] = Field(
+        default_factory=lambda: {"event": "$"}, description="the run's task, from the event's data"
+    )
     filter: dict[str, Any] = Field(default_factory=dict, description="only events whose data match")
+
+    @field_validator("task")
+    @classmethod
+    def _paths_well_formed(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key, template in value.items():
+            if isinstance(template, str) and template.startswith("$") and not _is_path(template):
+                raise ValueError(f"task.{key}: {template!r} is not a data path: write $ or $.field.subfield")
+        return value
+
+    def task_for(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The run's task for an event with `data` (a missing path gives None)."""
+        return {key: _pick(data, template) for key, template in self.task.items()}
+
+    def matches(self, data: dict[str, Any]) -> bool:
+        return all(_pick(data, f"$.{path}") == expected for path, expected in self.filter.items())
+
+
+def _is_path(template: str) -> bool:
+    return template == "$" or (template.startswith("$.") and all(template[2:].split(".")))
+
+
+def _pick(data: dict[str, Any], template: Any) -> Any:
+    if not (isinstance(template, str) and _is_path(template)):
+        return template
+    value: Any = data
+    for part in template[2:].split(".") if template != "$" else []:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 class TriggersSpec(Strict):
@@ -88,5 +122,14 @@ class TriggersSpec(Strict):
         return value
 
     event: list[EventTrigger] = Field(default_factory=list)
+
+    @field_validator("event")
+    @classmethod
+    def _one_subscription_per_topic(cls, value: list[EventTrigger]) -> list[EventTrigger]:
+        topics = [trigger.topic for trigger in value]
+        if len(topics) != len(set(topics)):
+            raise ValueError(f"an agent subscribes to a topic once: {topics}")
+        return value
+
     # An event for a subject whose run of this agent is still open ("double texting").
     on_busy: Literal["queue", "signal", "skip", "parallel"] = "signal"

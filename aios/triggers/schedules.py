@@ -18,7 +18,7 @@ means its run is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -107,6 +107,9 @@ class Applied:
     created: list[str]
     updated: list[str]
     deleted: list[str]
+    # Set by AiosClient.apply, which also applies event subscriptions (aios/events/subscriptions.py).
+    subscribed: list[str] = field(default_factory=list)
+    unsubscribed: list[str] = field(default_factory=list)
 
 
 async def apply_schedules(

@@ -1,6 +1,6 @@
 """Schedule triggers on the real dev server, through the doors an operator uses.
 
-`apply_schedules` (what `aios agents apply` calls) makes a Temporal Schedule per trigger; the
+`AiosClient.apply` (what `aios agents apply` calls) makes a Temporal Schedule per trigger; the
 Temporal CLI sees it; `aios schedules trigger` fires it now; the firing goes through admission
 (DispatchRun), so the run carries its cause, a paused agent's firing is skipped and audited,
 and a canary applies. Applying again changes nothing; a trigger removed from the manifest
@@ -80,7 +80,7 @@ async def test_apply_creates_the_schedule_and_a_trigger_starts_a_run_through_adm
     aios_client: AiosClient, temporal_client: Client
 ) -> None:
     manifest = scheduled()
-    applied = await aios_client.apply_schedules([manifest])
+    applied = await aios_client.apply([manifest])
     name = f"{manifest.name}/hourly"
     assert applied.created == [name]
 
@@ -118,16 +118,16 @@ async def test_apply_is_idempotent_keeps_a_pause_and_deletes_a_removed_trigger(
 ) -> None:
     manifest = scheduled()
     name = f"{manifest.name}/hourly"
-    await aios_client.apply_schedules([manifest])
+    await aios_client.apply([manifest])
     await aios_client.pause_schedule(name, note="holiday")
 
-    again = await aios_client.apply_schedules([manifest])
+    again = await aios_client.apply([manifest])
 
     assert (again.created, again.updated, again.deleted) == ([], [name], [])
     (view,) = [view for view in await aios_client.schedules() if view.name == name]
     assert view.paused and view.note == "holiday"
 
-    removed = await aios_client.apply_schedules([manifest.model_copy(update={"triggers": TriggersSpec()})])
+    removed = await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
     assert removed.deleted == [name]
     assert name not in [view.name for view in await aios_client.schedules()]
     gone = aios_on_queue(aios_client, "schedules", "trigger", name)
@@ -139,7 +139,7 @@ async def test_a_paused_agent_s_firing_is_skipped_and_recorded(
 ) -> None:
     manifest = scheduled()
     name = f"{manifest.name}/hourly"
-    await aios_client.apply_schedules([manifest])
+    await aios_client.apply([manifest])
     await aios_client.pause_agent(manifest.name, by="test")
 
     await aios_client.trigger_schedule(name)
@@ -147,14 +147,14 @@ async def test_a_paused_agent_s_firing_is_skipped_and_recorded(
     assert await dispatch_outcomes(temporal_client, manifest) == ["skipped"]
     query = f"WorkflowType = '{AGENT_RUN}' AND AiosCause = 'schedule:{name}'"
     assert [execution.id async for execution in temporal_client.list_workflows(query)] == []
-    await aios_client.apply_schedules([manifest.model_copy(update={"triggers": TriggersSpec()})])
+    await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
 
 
 async def test_a_canary_applies_to_a_scheduled_run(aios_client: AiosClient, temporal_client: Client) -> None:
     manifest = scheduled()
     candidate = manifest.model_copy(update={"description": "candidate"})
     name = f"{manifest.name}/hourly"
-    await aios_client.apply_schedules([manifest])
+    await aios_client.apply([manifest])
     await aios_client.start_canary(candidate, share=1.0)
 
     await aios_client.trigger_schedule(name)
@@ -162,4 +162,4 @@ async def test_a_canary_applies_to_a_scheduled_run(aios_client: AiosClient, temp
     (run_id,) = await runs_caused_by(temporal_client, f"schedule:{name}")
     state = await wait_for_status(aios_client, run_id, RunStatus.COMPLETED)
     assert state.manifest_version == candidate.version != manifest.version
-    await aios_client.apply_schedules([manifest.model_copy(update={"triggers": TriggersSpec()})])
+    await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])

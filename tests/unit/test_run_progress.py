@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import ValidationError
 
+from aios.models.events import RunEvent
 from aios.models.manifest import Grade, RiskClass
 from aios.models.run import (
     ActionCall,
@@ -56,6 +57,7 @@ NOT_DEFAULT: dict[str, Any] = {
     "awaiting_operator": EffectInDoubt(effect_key="k", step=2, action="refund", since=WHEN, reason="?"),
     "paused_until": WHEN,
     "day_cap_override": DayCapOverride(by="ann", at=WHEN),
+    "received": [RunEvent(event_id="evt-1", topic="refund.requested", data={"amount": 30})],
     "step": 4,
     "paused": True,
     "resumes": 2,
