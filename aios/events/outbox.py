@@ -98,7 +98,8 @@ async def subscribers(
 ) -> list[tuple[str, EventTrigger, AgentManifest]]:
     rows = await (await conn.execute(SUBSCRIBERS, (topic,))).fetchall()
     return [
-        (row[0], EventTrigger.model_validate(row[1]), AgentManifest.model_validate(row[2])) for row in rows
+        (agent, EventTrigger.model_validate(trigger), AgentManifest.model_validate_json(manifest))
+        for agent, trigger, manifest in rows
     ]
 
 
@@ -108,7 +109,7 @@ async def subscription(
     row = await (await conn.execute(SUBSCRIPTION, (agent, topic))).fetchone()
     if row is None:
         return None
-    return EventTrigger.model_validate(row[0]), AgentManifest.model_validate(row[1])
+    return EventTrigger.model_validate(row[0]), AgentManifest.model_validate_json(row[1])
 
 
 async def open_run_for(conn: AsyncConnection[Any], agent: str, subject: str) -> str | None:

@@ -45,7 +45,7 @@ async def apply_subscriptions(
                     agent,
                     topic,
                     Jsonb(trigger.model_dump(mode="json")),
-                    Jsonb(manifest.model_dump(mode="json")),
+                    manifest.model_dump_json(),
                 ),
             )
         dropped = sorted(key for key in existing - wanted.keys() if every_agent or key[0] in agents)

@@ -340,3 +340,25 @@ async def test_an_event_for_a_busy_subject_follows_on_busy(
     else:
         await wait_for_status(aios_client, delivery.run_id, RunStatus.COMPLETED, within=60)
     await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
+
+
+async def test_an_event_started_run_keeps_the_manifest_as_applied(aios_client: AiosClient) -> None:
+    """Actions in an order JSONB would change (it sorts keys by length): the version holds."""
+    topic = new_topic()
+    manifest = noop_manifest(
+        1,
+        triggers=TriggersSpec(event=[EventTrigger(topic=topic)]),
+        actions={
+            "wrap_up_everything": ActionSpec(connector="noop", risk=RiskClass.LOW),
+            "go": ActionSpec(connector="noop", risk=RiskClass.LOW),
+        },
+        turn_limit=3,
+    )
+    await aios_client.apply([manifest])
+
+    (delivery,) = (await aios_client.send_event(topic, {"subject": "order"})).deliveries
+
+    state = await wait_for_status(aios_client, delivery.run_id, RunStatus.COMPLETED)
+    assert state.manifest_version == manifest.version
+    assert [step.action for step in state.steps] == ["wrap_up_everything", "go"]
+    await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])

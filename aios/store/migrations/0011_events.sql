@@ -30,12 +30,14 @@ CREATE INDEX IF NOT EXISTS aios_event_deliveries_pending_idx
     ON aios_event_deliveries (created_at) WHERE outcome = 'pending';
 
 -- Which agent listens to which topic, as `aios agents apply` last set it (with the manifest
--- as applied, so any process can dispatch an event without the agents directory).
+-- as applied, so any process can dispatch an event without the agents directory). The manifest
+-- is JSON text, not JSONB: JSONB reorders keys, and the order of a manifest's actions is part of
+-- its version and of what the model is offered.
 CREATE TABLE IF NOT EXISTS aios_subscriptions (
     agent       TEXT NOT NULL,
     topic       TEXT NOT NULL,
     trigger     JSONB NOT NULL,
-    manifest    JSONB NOT NULL,
+    manifest    TEXT NOT NULL,
     applied_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (agent, topic)
 );
