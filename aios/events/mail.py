@@ -4,7 +4,10 @@ An SMTP server (aiosmtpd) on loopback by default: put the domain's MX relay in f
 Each accepted recipient at the configured domain gives one event, topic `mail.received`, with
 
     {"to": "<agent>", "from": "...", "subject": "...", "body": "<text, at most 20,000 chars>",
+     "fields": {"order": "A-1001", "amount": 18000},     the body's `Key: value` lines
      "message_id": "...", "attachments": [{"name": "...", "type": "...", "bytes": 1234}]}
+
+`fields` lets a manifest map a form-like mail without a model reading it (`$.fields.order`).
 
 Its id comes from the Message-ID and the recipient, so a mail delivered twice (a relay retrying)
 is one event. Attachments are listed, never kept: their content is the sender's to resend where
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -32,6 +36,7 @@ from aios.models.events import Event
 log = logging.getLogger("aios.events.mail")
 MAIL_TOPIC = "mail.received"
 MAX_BODY_CHARS = 20_000
+FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]{0,40})\s*:\s*(\S.*)$")
 
 
 class MailChannel:
@@ -70,16 +75,29 @@ def mail_event(message: EmailMessage, sender: str, recipient: str, content: byte
     agent = recipient.lower().rpartition("@")[0]
     message_id = str(message.get("Message-ID") or hashlib.sha256(content).hexdigest()[:32]).strip("<>")
     body = message.get_body(preferencelist=("plain", "html"))
+    text = (body.get_content() if body is not None else "")[:MAX_BODY_CHARS]
     data: dict[str, Any] = {
         "to": agent,
         "from": str(message.get("From") or sender),
         "subject": str(message.get("Subject") or ""),
-        "body": (body.get_content() if body is not None else "")[:MAX_BODY_CHARS],
+        "body": text,
+        "fields": body_fields(text),
         "message_id": message_id,
         "attachments": [_attachment(part) for part in message.iter_attachments()],
     }
     digest = hashlib.sha256(f"{message_id}\n{agent}".encode()).hexdigest()[:24]
     return Event(event_id=f"mail-{digest}", topic=MAIL_TOPIC, data=data, source="mail")
+
+
+def body_fields(text: str) -> dict[str, Any]:
+    """`Order: A-1001` lines as {"order": "A-1001"}; whole numbers become numbers."""
+    fields: dict[str, Any] = {}
+    for line in text.splitlines():
+        found = FIELD_LINE.match(line)
+        if found:
+            value = found.group(2).strip()
+            fields[found.group(1).lower()] = int(value) if value.isdigit() else value
+    return fields
 
 
 def _attachment(part: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ means its run is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,10 +28,12 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleState,
     ScheduleUpdate,
@@ -236,8 +239,28 @@ async def set_schedule_paused(client: Client, identifier: str, paused: bool, not
 def _spec_text(spec: ScheduleSpec) -> str:
     parts: list[Any] = [*spec.cron_expressions]
     parts += [f"every {interval.every}" for interval in spec.intervals]
-    # The server keeps a cron expression as calendars; show those when no expression is left.
-    if not parts and spec.calendars:
-        parts.append(f"{len(spec.calendars)} calendar rule(s)")
+    # The server keeps a cron expression as calendars: shown back in cron's five fields.
+    parts += [_as_cron(calendar) for calendar in spec.calendars]
     zone = f" ({spec.time_zone_name})" if spec.time_zone_name else ""
     return ", ".join(str(part) for part in parts) + zone
+
+
+def _as_cron(calendar: ScheduleCalendarSpec) -> str:
+    fields = (calendar.minute, calendar.hour, calendar.day_of_month, calendar.month, calendar.day_of_week)
+    everything = ((1, 31), (1, 12), (0, 6))  # what `*` means for the last three fields
+    texts = [_ranges(ranges) for ranges in fields]
+    for index, (low, high) in enumerate(everything, start=2):
+        if [(each.start, each.end or each.start, each.step or 1) for each in fields[index]] == [
+            (low, high, 1)
+        ]:
+            texts[index] = "*"
+    return " ".join(texts)
+
+
+def _ranges(ranges: Sequence[ScheduleRange]) -> str:
+    parts = []
+    for each in ranges:
+        end = each.end if each.end > each.start else each.start
+        text = str(each.start) if end == each.start else f"{each.start}-{end}"
+        parts.append(text + (f"/{each.step}" if each.step > 1 else ""))
+    return ",".join(parts) or "*"

@@ -5,7 +5,9 @@ a local mail sink for email) and a worker on its own task queue, then runs two r
 
 1. a refund over the approval threshold: the run waits, the operator approves it with the
    CLI (the Web UI's signal form would do the same), the refund and the reply go out;
-2. a refund whose reply bounces: the run undoes the refund (a saga) and ends compensated.
+2. a refund whose reply bounces: the run undoes the refund (a saga) and ends compensated;
+3. the workforce on its own (workforce_demo.py): triggers applied, a mail -> inbox triage ->
+   refund desk waiting for approval -> approved; the invoice chaser's schedule fired now.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from mailsink import MailSink  # beside this script
+from workforce_demo import workforce
 
 from aios.client import AiosClient
 from aios.models.run import RunState, RunStatus
@@ -117,9 +120,15 @@ async def bounced_reply(client: AiosClient) -> None:
     say(f"   See it in the Web UI: {client.run_url(started.run_id)}")
 
 
+async def approve_as(client: AiosClient, run_id: str) -> None:
+    say(f"   The operator approves: `aios approve {run_id} --as {APPROVER}`")
+    await client.decide(run_id, "approve", approver=APPROVER)
+
+
 async def main() -> None:
     # The bounce in part 2 is expected: keep the worker's failure tracebacks out of the story.
     logging.getLogger("temporalio").setLevel(logging.ERROR)
+    home_queue = os.environ.get("AIOS_TASK_QUEUE", "aios")
     stripe, stripe_url = start_stripe_mock()
     sink = MailSink(ROOT / ".aios" / "mail").start()
     os.environ.update(
@@ -143,6 +152,8 @@ async def main() -> None:
         await approved_refund(client)
         say()
         await bounced_reply(client)
+        say()
+        await workforce(client, say, approve=lambda run_id: approve_as(client, run_id), home_queue=home_queue)
         say()
         say(f"Mail delivered to the sink: {sink.delivered} message(s); bounced: {sink.bounced}.")
         say("`aios runs --agent refund-desk` lists every run; `aios show RUN` shows one's state;")
