@@ -17,6 +17,7 @@ BENCHMARKS = [
     "conductor_overhead",
     "ledger_overhead",
     "memory_recall",
+    "triggers_latency",
     "langgraph_side_by_side",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")
