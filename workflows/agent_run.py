@@ -7,6 +7,7 @@ built in layers, each a module of its own:
 - `RunBookkeeping` (bookkeeping.py): audit events, step records, status, record calls;
 - `ApprovalGate` (approval_gate.py): waiting for a person, the SLA, judging decisions;
 - `OperatorInterface` (operator_interface.py): the signals, the `decide` update, the query;
+- `Delegating` (delegation.py): a `connector: agent` action as a child run, and its undo;
 - `AgentRunWorkflow` (here): the turn loop, thinking, acting, compensating, continuing.
 
 Stateless helpers are functions: run_setup.py (slot, recall), effects.py (executing,
@@ -25,6 +26,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.bookkeeping import BOOKKEEPING_TIMEOUT
+from workflows.delegation import Delegating
 from workflows.effects import (
     action_call,
     compensation_call,
@@ -36,7 +38,6 @@ from workflows.effects import (
     settled_by_operator,
     start_execute,
 )
-from workflows.operator_interface import OperatorInterface
 from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
 from workflows.versions import (
@@ -52,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reconcile import ReconcileResult
     from aios.errors import ActionFailed, ActMissing, RunAborted, application_error
     from aios.governance.policy import grade_action, rides_in_next_think, turns_ahead
-    from aios.models.manifest import ActionSpec, Grade
+    from aios.models.manifest import AGENT_CONNECTOR, ActionSpec, Grade
     from aios.models.run import (
         ActionCall,
         ActionResult,
@@ -87,7 +88,7 @@ T = TypeVar("T")
 
 
 @workflow.defn(name="AgentRun")
-class AgentRunWorkflow(OperatorInterface):
+class AgentRunWorkflow(Delegating):
     @workflow.init
     def __init__(self, request: RunInput) -> None:
         # The run's one state, fresh or from the previous history's carry, for every layer.
@@ -141,7 +142,7 @@ class AgentRunWorkflow(OperatorInterface):
         if self._cancelled:
             # Ends as Cancelled in Temporal, after compensating and recording everything.
             raise asyncio.CancelledError("cancelled by the operator")
-        return self._run.snapshot()
+        return self._final_state()
 
     async def _turns(self) -> None:
         for turn in range(self._run.turn + 1, self._manifest.turn_limit + 1):
@@ -323,6 +324,7 @@ class AgentRunWorkflow(OperatorInterface):
 
     def _budget_request(self, turn: int) -> BudgetRequest:
         budget, model = self._manifest.budget, self._manifest.model
+        delegation = self._run.request.delegation
         estimate = model.tokens_per_turn_estimate
         return BudgetRequest(
             agent=self._run.request.agent,
@@ -335,6 +337,10 @@ class AgentRunWorkflow(OperatorInterface):
             tokens_per_day=budget.tokens_per_day,
             cost_per_day=budget.cost_per_day,
             override_day=self._run.override_day,
+            delegated_tokens=self._run.delegated_tokens,
+            delegated_cost=round(self._run.delegated_cost, 6),
+            ceiling_tokens=delegation.ceiling_tokens if delegation else None,
+            ceiling_cost=delegation.ceiling_cost if delegation else None,
         )
 
     # -- one proposed action --------------------------------------------------------------
@@ -396,6 +402,9 @@ class AgentRunWorkflow(OperatorInterface):
             await self._perform(deferred)
 
     async def _perform(self, act: ApprovedAct) -> None:
+        if self._delegates(act.spec):
+            await self._perform_delegation(act)
+            return
         reconciled: ReconcileResult | None = None
         try:
             result = await start_execute(act.call, fused=self._run.fused)
@@ -409,6 +418,16 @@ class AgentRunWorkflow(OperatorInterface):
             result = ActionResult(status="succeeded", response=reconciled.response)
         self._step_done(act, result, reconciled)
         await self._step_recorded()
+
+    async def _perform_delegation(self, act: ApprovedAct) -> None:
+        try:
+            result = await self._delegate(act)
+        except (ApplicationError, asyncio.CancelledError) as failure:
+            self._step_failed(act, str(failure), None)
+            raise
+        self._step_done(act, result, None)
+        await self._step_recorded()
+        self._cancelled_meanwhile()
 
     def _step_failed(self, act: ApprovedAct, error: str, reconciled: ReconcileResult | None) -> None:
         self._add_step(
@@ -513,6 +532,9 @@ class AgentRunWorkflow(OperatorInterface):
             self._finish(RunStatus.COMPENSATED, reason)
 
     async def _run_compensation(self, call: ActionCall) -> None:
+        if call.connector == AGENT_CONNECTOR:  # a child run nobody waited for (delegation.py)
+            await self._despite_cancellation(asyncio.ensure_future(self._undo_child(call)))
+            return
         await self._despite_cancellation(start_execute(call, fused=self._run.fused))
 
     async def _despite_cancellation(self, work: asyncio.Future[T]) -> T:

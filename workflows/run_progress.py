@@ -94,6 +94,9 @@ class RunProgress:
     awaiting_operator: EffectInDoubt | None = field(default=None, metadata=SHOWN)
     paused_until: datetime | None = field(default=None, metadata=SHOWN)
     day_cap_override: DayCapOverride | None = field(default=None, metadata=SHOWN)
+    # What the run's child runs spent (workflows/delegation.py): counted against its run budget.
+    delegated_tokens: int = field(default=0, metadata=SHOWN)
+    delegated_cost: float = field(default=0.0, metadata=SHOWN)
     # -- carried: RunCarry's own fields ---------------------------------------------------
     # The last step number used.
     step: int = field(default=0, metadata=CARRIED)
@@ -108,6 +111,8 @@ class RunProgress:
     override_day: bool = field(default=False, metadata=CARRIED)
     # Audit keys go on from here.
     event_count: int = field(default=0, metadata=CARRIED)
+    # Child runs started: the fan-out limit counts them, and each child's id is derived from its step.
+    children: int = field(default=0, metadata=CARRIED)
     # -- this history only ----------------------------------------------------------------
     # Set by the run from its patch before its first command; False until then.
     fused: bool = field(default=False, metadata=this_history("set from its patch in every history"))
@@ -180,6 +185,8 @@ class RunProgress:
         self.awaiting_operator = state.awaiting_operator
         self.paused_until = state.paused_until
         self.day_cap_override = state.day_cap_override
+        self.delegated_tokens = state.delegated_tokens
+        self.delegated_cost = state.delegated_cost
 
     def snapshot(self) -> RunState:
         return RunState(
@@ -201,4 +208,6 @@ class RunProgress:
             awaiting_operator=self.awaiting_operator,
             paused_until=self.paused_until,
             day_cap_override=self.day_cap_override,
+            delegated_tokens=self.delegated_tokens,
+            delegated_cost=round(self.delegated_cost, 6),
         )

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from aios.models.base import Payload
 from aios.models.manifest import AgentManifest
-from aios.models.run import DEFAULT_MAX_HISTORY_EVENTS, Cause
+from aios.models.run import DEFAULT_MAX_HISTORY_EVENTS, Cause, Delegation
 
 Outcome = Literal["started", "skipped", "duplicate"]
 
@@ -31,6 +31,7 @@ class StartRequest(Payload):
     task_queue: str | None = None
     max_history_events: int = Field(default=DEFAULT_MAX_HISTORY_EVENTS, ge=50)
     reconcile_within: timedelta | None = None
+    delegation: Delegation | None = Field(default=None, description="a child run's place in its chain")
 
 
 class StartOutcome(Payload):

@@ -56,6 +56,8 @@ NOT_DEFAULT: dict[str, Any] = {
     "awaiting_operator": EffectInDoubt(effect_key="k", step=2, action="refund", since=WHEN, reason="?"),
     "paused_until": WHEN,
     "day_cap_override": DayCapOverride(by="ann", at=WHEN),
+    "delegated_tokens": 321,
+    "delegated_cost": 0.25,
     "step": 4,
     "paused": True,
     "resumes": 2,
@@ -63,6 +65,7 @@ NOT_DEFAULT: dict[str, Any] = {
     "extra_cost": 1.5,
     "override_day": True,
     "event_count": 19,
+    "children": 3,
 }
 
 
