@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -425,7 +425,7 @@ class AgentRunWorkflow(Delegating):
         except (ApplicationError, asyncio.CancelledError) as failure:
             self._step_failed(act, str(failure), None)
             raise
-        self._step_done(act, result, None)
+        self._step_done(act, result, None, child=result.response)
         await self._step_recorded()
         self._cancelled_meanwhile()
 
@@ -440,7 +440,14 @@ class AgentRunWorkflow(Delegating):
             detail={"error": error, **reconciled_detail(reconciled)},
         )
 
-    def _step_done(self, act: ApprovedAct, result: ActionResult, reconciled: ReconcileResult | None) -> None:
+    def _step_done(
+        self,
+        act: ApprovedAct,
+        result: ActionResult,
+        reconciled: ReconcileResult | None,
+        *,
+        child: dict[str, Any] | None = None,
+    ) -> None:
         step, proposed, grade, call = act.proposal.step, act.proposal.proposed, act.proposal.grade, act.call
         if act.spec.compensation is not None:
             undo = compensation_call(self._manifest, call, act.spec.compensation, result.response)
@@ -452,7 +459,7 @@ class AgentRunWorkflow(Delegating):
             "executed",
             decided_by=act.decided_by,
             effect_key=call.effect_key,
-            detail={"replayed": result.replayed, **reconciled_detail(reconciled)},
+            detail={"replayed": result.replayed, **reconciled_detail(reconciled), **_child_detail(child)},
         )
         if grade is Grade.AUTO_AND_NOTIFY:
             self._event(
@@ -557,6 +564,11 @@ class AgentRunWorkflow(Delegating):
         )
         # Fused: the last record frees the slot in its own transaction.
         await self._despite_cancellation(self._start_record(release=slot if self._run.fused else None))
+
+
+def _child_detail(child: dict[str, Any] | None) -> dict[str, Any]:
+    """A delegating step's record shows its child run's summary (workflows/delegation.py)."""
+    return {"child": child} if child else {}
 
 
 def _started_by(request: RunInput) -> str:
