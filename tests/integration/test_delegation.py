@@ -143,11 +143,8 @@ async def test_cancelling_the_parent_cancels_its_running_child_which_compensates
     await wait_for_status(aios_client, child_id, RunStatus.WAITING_APPROVAL)
 
     await aios_client.cancel(started.run_id)
-    parent_handle = temporal_client.get_workflow_handle(started.run_id)
-    child_handle = temporal_client.get_workflow_handle(child_id)
-    for handle in (child_handle, parent_handle):
-        await _wait_closed(handle.id, temporal_client)
-        assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
+    for run_id in (child_id, started.run_id):
+        assert await _wait_closed(run_id, temporal_client) is WorkflowExecutionStatus.CANCELED
     child_state = await aios_client.state(child_id)
     child_steps = [(s.action, s.status) for s in child_state.steps]
     assert child_steps == [("charge", "executed"), ("refund", "compensated")]
@@ -155,6 +152,43 @@ async def test_cancelling_the_parent_cancels_its_running_child_which_compensates
     assert effect_server.effects_for("/effects/payout") == 0
     parent_state = await aios_client.state(started.run_id)
     assert [(s.action, s.status) for s in parent_state.steps] == [("delegate", "failed")]
+
+
+async def test_a_child_nobody_waits_for_is_cancelled_when_its_parent_compensates(
+    aios_client: AiosClient, agents_dir: Path, effect_server: EffectServer, temporal_client: Client
+) -> None:
+    effect_server.refusals["/effects/ship"] = 422
+    child = on_disk(agents_dir, refund_like_manifest(effect_server.url))  # 250: waits for alice
+    detached = ActionSpec(
+        connector="agent", agent=child.name, wait=False, risk=RiskClass.LOW, params=["customer", "amount"]
+    )
+    ship = http_action(effect_server.url, "ship", RiskClass.LOW, params=("customer",))
+    parent = delegating_manifest(child.name, then={"ship": ship})
+    parent = parent.model_copy(update={"actions": {"delegate": detached, "ship": ship}})
+    started = await aios_client.start_run(parent.name, {"customer": "cus_7", "amount": 250}, manifest=parent)
+    child_id = child_run_id(started.run_id, 1, child.name)
+
+    final = await aios_client.result(started.run_id, within=RESULT_WITHIN)
+    assert final.status is RunStatus.COMPENSATED
+    steps = [(s.action, s.status) for s in final.steps]
+    assert steps == [("delegate", "executed"), ("ship", "failed"), ("delegate", "compensated")]
+    assert await _wait_closed(child_id, temporal_client) is WorkflowExecutionStatus.CANCELED
+    assert effect_server.effects_for("/effects/payout") == 0
+    assert effect_server.effects_for("/effects/refund") == effect_server.effects_for("/effects/charge")
+
+
+async def test_the_child_agent_s_kill_switch_refuses_the_delegation(
+    aios_client: AiosClient, agents_dir: Path
+) -> None:
+    child = on_disk(agents_dir, noop_manifest(1))
+    await aios_client.pause_agent(child.name)
+    parent = delegating_manifest(child.name)
+    started = await aios_client.start_run(parent.name, {"customer": "cus_8", "amount": 1}, manifest=parent)
+
+    final = await aios_client.result(started.run_id, within=RESULT_WITHIN)
+    assert final.status is RunStatus.COMPENSATED
+    refusal = f"may not delegate to {child.name!r}: agent {child.name!r} is paused (kill switch)"
+    assert refusal in final.outcome
 
 
 @pytest.fixture
@@ -206,10 +240,12 @@ async def test_a_run_over_its_fan_out_limit_is_refused(limited_client: AiosClien
     assert len(refused) == 1 and "over the limit of 1 per run (AIOS_DELEGATION_MAX_CHILDREN)" in refused[0]
 
 
-async def _wait_closed(workflow_id: str, client: Client) -> None:
+async def _wait_closed(workflow_id: str, client: Client) -> WorkflowExecutionStatus | None:
+    """How the workflow closed, polled until it has (bounded)."""
     handle = client.get_workflow_handle(workflow_id)
     for _ in range(RESULT_WITHIN * 10):
-        if (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING:
-            return
+        status = (await handle.describe()).status
+        if status is not WorkflowExecutionStatus.RUNNING:
+            return status
         await asyncio.sleep(0.1)
     raise AssertionError(f"{workflow_id} did not close within {RESULT_WITHIN}s")
