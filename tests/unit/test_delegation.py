@@ -170,3 +170,15 @@ def test_a_child_may_not_spend_past_what_its_parent_had_left() -> None:
     kind, reason = _exceeded_cap(budget_request(ceiling_tokens=150), 100, 0.0, 0, 0.0)
     assert (kind, reason) == ("run", "the parent run's tokens cap would be exceeded: 100 spent of 150")
     assert _exceeded_cap(budget_request(ceiling_cost=0.5, cost=0.2), 0, 0.4, 0, 0.0)[0] == "run"
+
+
+def test_the_readme_s_delegation_example_is_a_valid_manifest(tmp_path: Path) -> None:
+    readme = (SHIPPED.parent / "README.md").read_text()
+    block = readme.split("# agents/support-desk.yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "support-desk.yaml"
+    path.write_text(block)
+    spec = load_manifest(path).actions["hand_to_refund_desk"]
+    assert spec.delegates and spec.agent == "refund-desk"
+    # The child's task is the action's parameters: what the refund desk's actions need.
+    desk = load_manifest(SHIPPED / "refund-desk.yaml")
+    assert set(desk.actions["issue_refund"].params) <= set(spec.params)
