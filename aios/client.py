@@ -242,7 +242,8 @@ class AiosClient:
                     raise
                 chain[-1] = f"run:{current} (gone)"
                 break
-            cause = described.typed_search_attributes.get(CAUSE_KEY) or "person:operator"
+            # Runs started before lineage was recorded have no cause to show.
+            cause = described.typed_search_attributes.get(CAUSE_KEY) or "(cause not recorded)"
             kind, _, ref = cause.partition(":")
             if kind != CauseKind.RUN.value:
                 chain.append(cause)
