@@ -18,6 +18,7 @@ BENCHMARKS = [
     "ledger_overhead",
     "memory_recall",
     "langgraph_side_by_side",
+    "delegation",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")
 
