@@ -10,6 +10,7 @@ from activities.admission import AdmissionActivities
 from activities.agent import AgentActivities
 from activities.audit import AuditActivities
 from activities.compaction import CompactionActivities
+from activities.delegation import DelegationActivities
 from activities.deps import ActivityDeps
 from activities.memory import MemoryActivities
 from activities.reconcile import ReconcileActivities
@@ -45,6 +46,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         compaction.undo,
         RetentionActivities(deps).apply,
         *_admission(deps),
+        DelegationActivities(deps).admit,
     ]
 
 

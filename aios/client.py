@@ -49,6 +49,7 @@ from aios.models.manifest import AgentManifest
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
     Cause,
+    CauseKind,
     Decision,
     DecisionOutcome,
     DecisionRequest,
@@ -59,12 +60,14 @@ from aios.models.run import (
 from aios.models.start import StartOutcome, StartRequest
 from aios.settings import Settings
 from aios.temporal.connection import connect
-from aios.temporal.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
+from aios.temporal.search_attributes import AGENT_KEY, CAUSE_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.temporal.server_errors import explain, postgres_unreachable, temporal_unreachable
 from aios.triggers import schedules
 from aios.triggers.schedules import Applied, ScheduleView
 
 EFFECT_RESOLVED_SIGNAL = "effect_resolved"  # workflows/operator_interface.py handles it
+# A chain of delegations is bounded by AIOS_DELEGATION_MAX_DEPTH; this bounds the walk up it.
+MAX_LINEAGE = 50
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,37 @@ class AiosClient:
         async with self._boundary(run_id):
             state: RunState = await self.handle(run_id).query("state", result_type=RunState)
         return state
+
+    async def lineage(self, run_id: str) -> list[str]:
+        """What started the run, and what started that: its chain, read from each run's cause.
+
+        Args:
+            run_id: the run's workflow id.
+
+        Returns:
+            `[run_id, parent id, ..., "person:ann"]`: the run, each delegating run above it, and
+            what started the first (a person, `schedule:NAME`, `event:ID`). A run that is gone
+            (deleted by retention) ends the chain as `run:ID (gone)`. Raises RunNotFound.
+        """
+        chain, current = [run_id], run_id
+        for _ in range(MAX_LINEAGE):
+            try:
+                async with self._boundary(current):
+                    described = await self.handle(current).describe()
+            except RunNotFound:
+                if current == run_id:
+                    raise
+                chain[-1] = f"run:{current} (gone)"
+                break
+            # Runs started before lineage was recorded have no cause to show.
+            cause = described.typed_search_attributes.get(CAUSE_KEY) or "(cause not recorded)"
+            kind, _, ref = cause.partition(":")
+            if kind != CauseKind.RUN.value:
+                chain.append(cause)
+                break
+            chain.append(ref)
+            current = ref
+        return chain
 
     async def result(self, run_id: str, *, within: float | None = None) -> RunState:
         """Wait for the run to end.

@@ -189,6 +189,15 @@ class ActionFailed(AiosError):
     """An act failed for good; the type of a failure whose own type is unknown."""
 
 
+class DelegationRefused(AiosError):
+    """A run's `connector: agent` step started no child: a depth or fan-out limit, or the child's
+    admission (no such agent, its daily budget, its kill switch); final."""
+
+
+class DelegationFailed(AiosError):
+    """A child run ended without completing its task (compensated, cancelled, failed); final."""
+
+
 class RunAborted(AiosError):
     """The run cannot go on (an action was rejected); its finished steps are compensated.
 

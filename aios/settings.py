@@ -204,6 +204,15 @@ class Settings(BaseSettings):
         default=None, description="API key of the model API; local servers (Ollama) need none"
     )
     model_timeout_seconds: float = Field(default=60, gt=0, description="longest wait for one model answer")
+    delegation_max_depth: int = Field(
+        default=3,
+        ge=0,
+        description="how deep runs may delegate: a child of a person's run is at depth 1 "
+        "(0: no delegation); an agent delegating to itself in a cycle stops here",
+    )
+    delegation_max_children: int = Field(
+        default=10, ge=0, description="how many child runs one run may start"
+    )
     payload_encryption: bool = Field(
         default=True, description="encrypt Temporal payloads with AES-GCM (false: plain JSON payloads)"
     )

@@ -19,6 +19,7 @@ BENCHMARKS = [
     "memory_recall",
     "triggers_latency",
     "langgraph_side_by_side",
+    "delegation",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")
 

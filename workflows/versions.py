@@ -29,6 +29,7 @@ RECORD_CHECKPOINTS_PATCH = "record-checkpoints"
 THINK_CHAINS_PATCH = "think-chains"
 BUDGET_DAY_TURNS_PATCH = "budget-day-turns"
 OPERATOR_SETTLES_PATCH = "operator-settles-unknown-effects"
+DELEGATION_PATCH = "delegation"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ GENERATIONS: dict[int, str] = {
     4: "checkpoints end the workflow task with a record activity instead of a 1 ms timer",
     5: "think chains",
     6: "budget days and operator-settled effects (on paths the recorded histories do not take)",
+    7: "delegation: a `connector: agent` action starts a child run (a path the recorded histories "
+    "do not take)",
 }
 RECORDED_GENERATION = 5
 """The generation of the code the unsuffixed histories (tests/replay/histories/<path>.json) ran on."""
@@ -133,6 +136,15 @@ VERSIONS: tuple[Version, ...] = (
         changed="when the reconciler gives up, the run waits for the operator (`aios effects "
         "resolve`) instead of compensating an effect that may have happened",
         legacy="`in_doubt` False: the run compensates",
+    ),
+    Version(
+        DELEGATION_PATCH,
+        generation=7,
+        where="workflows/delegation.py Delegating._delegates",
+        changed="a `connector: agent` action is admitted by the delegation.admit activity and "
+        "started as a child AgentRun; the parent waits for it (or not) and takes its outcome",
+        legacy="`_delegates` False: the action goes to action.execute like any other, which "
+        "refuses the unknown connector `agent`",
     ),
 )
 

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from aios.models.base import Payload
 from aios.models.manifest import AgentManifest
-from aios.models.run import DEFAULT_MAX_HISTORY_EVENTS, Cause
+from aios.models.run import DEFAULT_MAX_HISTORY_EVENTS, Cause, Delegation
 
 Outcome = Literal["started", "skipped", "duplicate"]
 
@@ -39,6 +39,7 @@ class StartRequest(Payload):
         description="DispatchRun waits for the started run to end: a Schedule's overlap policy then "
         "sees the run as the firing still going",
     )
+    delegation: Delegation | None = Field(default=None, description="a child run's place in its chain")
 
 
 class StartOutcome(Payload):

@@ -58,6 +58,8 @@ NOT_DEFAULT: dict[str, Any] = {
     "paused_until": WHEN,
     "day_cap_override": DayCapOverride(by="ann", at=WHEN),
     "received": [RunEvent(event_id="evt-1", topic="refund.requested", data={"amount": 30})],
+    "delegated_tokens": 321,
+    "delegated_cost": 0.25,
     "step": 4,
     "paused": True,
     "resumes": 2,
@@ -65,6 +67,7 @@ NOT_DEFAULT: dict[str, Any] = {
     "extra_cost": 1.5,
     "override_day": True,
     "event_count": 19,
+    "children": 3,
 }
 
 
