@@ -362,3 +362,23 @@ async def test_an_event_started_run_keeps_the_manifest_as_applied(aios_client: A
     assert state.manifest_version == manifest.version
     assert [step.action for step in state.steps] == ["wrap_up_everything", "go"]
     await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
+
+
+async def test_a_canary_and_the_daily_budget_apply_to_event_started_runs(aios_client: AiosClient) -> None:
+    topic = new_topic()
+    manifest = subscriber(topic)
+    candidate = manifest.model_copy(update={"description": "candidate"})
+    await aios_client.apply([manifest])
+    await aios_client.start_canary(candidate, share=1.0)
+
+    (canaried,) = (await aios_client.send_event(topic, {"subject": "s-canary"})).deliveries
+    state = await wait_for_status(aios_client, canaried.run_id, RunStatus.COMPLETED)
+    assert state.manifest_version == candidate.version != manifest.version
+
+    await aios_client.end_canary(manifest.name)
+    broke = manifest.model_copy(update={"budget": manifest.budget.model_copy(update={"tokens_per_day": 1})})
+    await aios_client.apply([broke])
+    (refused,) = (await aios_client.send_event(topic, {"subject": "s-budget"})).deliveries
+    result = await aios_client.temporal.get_workflow_handle(f"dispatch-{refused.run_id}").result()
+    assert result["outcome"] == "skipped" and "daily budget" in result["reason"], result
+    await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
