@@ -10,7 +10,7 @@ import signal
 import typer
 from aiosmtpd.smtp import SMTP
 
-from aios.cli.common import fail, run, say, settings, table
+from aios.cli.common import fail, json_object, run, say, settings, table
 from aios.client import AiosClient, EventSummary
 from aios.events.http import EventServer
 from aios.events.mail import MailChannel
@@ -32,12 +32,7 @@ def send(
     data: str = typer.Option("{}", "--data", help="the event's fields, a JSON object"),
 ) -> None:
     """Keep an event and start each subscriber's run once (a resend of the same --id starts nothing)."""
-    try:
-        fields = json.loads(data)
-    except json.JSONDecodeError as error:
-        fail(f'--data is not JSON ({error}); pass an object, e.g. --data \'{{"customer": "c-1"}}\'', code=2)
-    if not isinstance(fields, dict):
-        fail('--data must be a JSON object, e.g. --data \'{"customer": "c-1"}\'', code=2)
+    fields = json_object("--data", data, '{"customer": "c-1"}')
 
     async def go() -> Published:
         return await (await _client()).send_event(topic, fields, event_id=event_id, source="cli")
