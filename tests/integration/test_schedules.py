@@ -13,6 +13,7 @@ import asyncio
 import json
 import subprocess
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 
@@ -32,7 +33,7 @@ from tests.support.runs import audit_outcomes, wait_for_status
 HOURLY = ScheduleTrigger(name="hourly", every=timedelta(hours=1), task={"subject": "ledger"})
 
 
-def scheduled(trigger: ScheduleTrigger = HOURLY, **fields: object) -> AgentManifest:
+def scheduled(trigger: ScheduleTrigger = HOURLY, **fields: Any) -> AgentManifest:
     return noop_manifest(1, triggers=TriggersSpec(schedule=[trigger]), **fields)
 
 
@@ -162,4 +163,19 @@ async def test_a_canary_applies_to_a_scheduled_run(aios_client: AiosClient, temp
     (run_id,) = await runs_caused_by(temporal_client, f"schedule:{name}")
     state = await wait_for_status(aios_client, run_id, RunStatus.COMPLETED)
     assert state.manifest_version == candidate.version != manifest.version
+    await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
+
+
+async def test_a_firing_over_the_daily_budget_is_skipped(
+    aios_client: AiosClient, temporal_client: Client
+) -> None:
+    manifest = scheduled(budget={"tokens_per_day": 1})
+    name = f"{manifest.name}/hourly"
+    await aios_client.apply([manifest])
+
+    await aios_client.trigger_schedule(name)
+
+    assert await dispatch_outcomes(temporal_client, manifest) == ["skipped"]
+    query = f"WorkflowType = '{AGENT_RUN}' AND AiosCause = 'schedule:{name}'"
+    assert [execution.id async for execution in temporal_client.list_workflows(query)] == []
     await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
