@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client
@@ -27,8 +28,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from aios.errors import EventIdReused
 from aios.events import outbox
-from aios.governance.admission import Connection
-from aios.governance.audit import AuditEntry, append
+from aios.governance.admission import Connection, skipped_entry
+from aios.governance.audit import append
 from aios.models.events import Delivery, Event, Published, RunEvent
 from aios.models.manifest import AgentManifest
 from aios.models.run import Cause, CauseKind
@@ -50,21 +51,17 @@ class EventBus:
 
     async def publish(self, event: Event) -> Published:
         """Keep `event` and dispatch its deliveries; a redelivery dispatches only what is pending."""
-        async with self._connection() as conn, conn.transaction():
-            received_at = await outbox.store(conn, event)
-            if received_at is not None:
-                for agent, trigger, _manifest in await outbox.subscribers(conn, event.topic):
-                    if trigger.matches(event.data):
-                        await outbox.add_delivery(conn, event.event_id, agent)
         async with self._connection() as conn:
-            kept = await outbox.get_event(conn, event.event_id)
-            assert kept is not None  # stored above, or by an earlier delivery
-            stored, stored_at = kept
-            if received_at is None and (stored.topic, stored.data) != (event.topic, event.data):
-                raise EventIdReused(
-                    f"event id {event.event_id!r} was already used for another event ({stored.topic}, "
-                    f"received {stored_at:%Y-%m-%d %H:%M:%S}); give each event its own id"
-                )
+            async with conn.transaction():
+                received_at = await outbox.store(conn, event)
+                if received_at is not None:
+                    for agent, trigger, _manifest in await outbox.subscribers(conn, event.topic):
+                        if trigger.matches(event.data):
+                            await outbox.add_delivery(conn, event.event_id, agent)
+            if received_at is None:
+                stored, stored_at = await self._kept(conn, event)
+            else:
+                stored, stored_at = event, received_at
             for delivery in await outbox.deliveries(conn, event.event_id):
                 if delivery.outcome == "pending":
                     await self._dispatch(conn, stored, delivery)
@@ -74,6 +71,19 @@ class EventBus:
                 deliveries=await outbox.deliveries(conn, event.event_id),
                 received_at=stored_at,
             )
+
+    @staticmethod
+    async def _kept(conn: Any, event: Event) -> tuple[Event, datetime]:
+        """The event as first kept under `event`'s id; EventIdReused if that was another event."""
+        kept = await outbox.get_event(conn, event.event_id)
+        assert kept is not None  # its id is taken: it is kept
+        stored, stored_at = kept
+        if (stored.topic, stored.data) != (event.topic, event.data):
+            raise EventIdReused(
+                f"event id {event.event_id!r} was already used for another event ({stored.topic}, "
+                f"received {stored_at:%Y-%m-%d %H:%M:%S}); give each event its own id"
+            )
+        return stored, stored_at
 
     async def dispatch_pending(self, *, older_than: float = 5.0) -> int:
         """Dispatch deliveries their sender left pending (it died in between); how many."""
@@ -150,14 +160,4 @@ class EventBus:
 
     async def _record_skip(self, conn: Any, event: Event, delivery: Delivery, reason: str) -> None:
         cause = Cause(kind=CauseKind.EVENT, ref=event.event_id)
-        entry = AuditEntry(
-            event_key=f"{delivery.run_id}:admission:skipped",
-            run_id=delivery.run_id,
-            step="admission",
-            actor=cause.label,
-            action="start",
-            outcome="skipped",
-            rationale=reason,
-            detail={"agent": delivery.agent, "cause": cause.model_dump(mode="json"), "topic": event.topic},
-        )
-        await append(conn, [entry])
+        await append(conn, [skipped_entry(delivery.run_id, delivery.agent, cause, reason, topic=event.topic)])

@@ -36,7 +36,7 @@ from aios.errors import AdmissionRefused, InputTooLarge, ManifestInvalid
 from aios.governance.audit import AuditEntry, append
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
-from aios.models.run import RunInput, RunState
+from aios.models.run import Cause, RunInput, RunState
 from aios.models.start import Outcome, StartOutcome, StartRequest
 from aios.settings import Settings
 from aios.temporal.search_attributes import run_attributes
@@ -187,18 +187,8 @@ class Admission:
 
     async def _skipped(self, request: StartRequest, run_id: str, reason: str) -> StartOutcome:
         """Record a trigger's firing that started nothing, once per run id."""
-        entry = AuditEntry(
-            event_key=f"{run_id}:admission:skipped",
-            run_id=run_id,
-            step="admission",
-            actor=request.cause.label,
-            action="start",
-            outcome="skipped",
-            rationale=reason,
-            detail={"agent": request.agent, "cause": request.cause.model_dump(mode="json")},
-        )
         async with self._connection() as conn:
-            await append(conn, [entry])
+            await append(conn, [skipped_entry(run_id, request.agent, request.cause, reason)])
         return StartOutcome(
             outcome="skipped", run_id=run_id, agent=request.agent, cause=request.cause, reason=reason
         )
@@ -232,6 +222,20 @@ def summary(request: RunInput) -> str:
 
 def shadow_run_id(run_id: str) -> str:
     return f"{run_id}-shadow"
+
+
+def skipped_entry(run_id: str, agent: str, cause: Cause, reason: str, **detail: Any) -> AuditEntry:
+    """The audit row of a trigger that started nothing: one per run id, however often it fires."""
+    return AuditEntry(
+        event_key=f"{run_id}:admission:skipped",
+        run_id=run_id,
+        step="admission",
+        actor=cause.label,
+        action="start",
+        outcome="skipped",
+        rationale=reason,
+        detail={"agent": agent, "cause": cause.model_dump(mode="json"), **detail},
+    )
 
 
 def _find_manifest(agent: str) -> AgentManifest:

@@ -112,24 +112,23 @@ def _pick(data: dict[str, Any], template: Any) -> Any:
 
 class TriggersSpec(Strict):
     schedule: list[ScheduleTrigger] = Field(default_factory=list)
+    event: list[EventTrigger] = Field(default_factory=list)
+    # An event for a subject whose run of this agent is still open ("double texting").
+    on_busy: Literal["queue", "signal", "skip", "parallel"] = "signal"
 
     @field_validator("schedule")
     @classmethod
     def _unique_names(cls, value: list[ScheduleTrigger]) -> list[ScheduleTrigger]:
-        names = [trigger.name for trigger in value]
-        if len(names) != len(set(names)):
-            raise ValueError(f"schedule names must be unique within an agent: {names}")
+        _once_each([trigger.name for trigger in value], "schedule names must be unique within an agent")
         return value
-
-    event: list[EventTrigger] = Field(default_factory=list)
 
     @field_validator("event")
     @classmethod
     def _one_subscription_per_topic(cls, value: list[EventTrigger]) -> list[EventTrigger]:
-        topics = [trigger.topic for trigger in value]
-        if len(topics) != len(set(topics)):
-            raise ValueError(f"an agent subscribes to a topic once: {topics}")
+        _once_each([trigger.topic for trigger in value], "an agent subscribes to a topic once")
         return value
 
-    # An event for a subject whose run of this agent is still open ("double texting").
-    on_busy: Literal["queue", "signal", "skip", "parallel"] = "signal"
+
+def _once_each(keys: list[str], rule: str) -> None:
+    if len(keys) != len(set(keys)):
+        raise ValueError(f"{rule}: {keys}")

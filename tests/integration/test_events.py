@@ -28,7 +28,6 @@ from aios.client import AiosClient
 from aios.events.http import EventServer
 from aios.events.mail import MAIL_TOPIC, MailChannel, mail_event
 from aios.events.signature import sign
-from aios.governance.admission import AGENT_RUN
 from aios.models.events import Published
 from aios.models.manifest import ActionSpec, AgentManifest, PolicySpec, RiskClass
 from aios.models.run import RunStatus
@@ -37,7 +36,7 @@ from tests.support.cli import run_aios
 from tests.support.effect_server import EffectServer
 from tests.support.env import child_env
 from tests.support.manifests import noop_manifest, refund_like_manifest, unique_agent
-from tests.support.runs import audit_outcomes, audit_story, wait_for_state, wait_for_status
+from tests.support.runs import audit_outcomes, audit_story, runs_caused_by, wait_for_state, wait_for_status
 
 SECRET = "test-events-secret"
 
@@ -49,17 +48,6 @@ def new_topic() -> str:
 def subscriber(topic: str, *, on_busy: str = "signal", **trigger: Any) -> AgentManifest:
     triggers = TriggersSpec(event=[EventTrigger(topic=topic, **trigger)], on_busy=on_busy)
     return noop_manifest(1, triggers=triggers)
-
-
-async def runs_caused_by(client: Client, cause: str, *, expected: int = 1) -> list[str]:
-    query = f"WorkflowType = '{AGENT_RUN}' AND AiosCause = '{cause}'"
-    found: list[str] = []
-    for _ in range(150):
-        found = [execution.id async for execution in client.list_workflows(query)]
-        if len(found) >= expected:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{expected} run(s) caused by {cause} expected; visibility lists {found}")
 
 
 async def test_a_sent_event_starts_each_subscriber_once_whatever_the_deliveries(

@@ -28,7 +28,7 @@ from aios.triggers.schedules import schedule_id
 from tests.support.cli import run_aios
 from tests.support.env import child_env
 from tests.support.manifests import noop_manifest
-from tests.support.runs import audit_outcomes, wait_for_status
+from tests.support.runs import audit_outcomes, runs_caused_by, wait_for_status
 
 HOURLY = ScheduleTrigger(name="hourly", every=timedelta(hours=1), task={"subject": "ledger"})
 
@@ -50,18 +50,6 @@ def aios_on_queue(client: AiosClient, *args: str) -> subprocess.CompletedProcess
     """`aios ARGS` whose schedules start runs on the test's own task queue."""
     env = child_env(client.settings, COLUMNS="250", AIOS_TASK_QUEUE=client.settings.task_queue)
     return run_aios(*args, env=env)
-
-
-async def runs_caused_by(client: Client, cause: str, *, expected: int = 1) -> list[str]:
-    """The AgentRun ids whose AiosCause is `cause`, once visibility lists `expected` of them."""
-    query = f"WorkflowType = '{AGENT_RUN}' AND AiosCause = '{cause}'"
-    found: list[str] = []
-    for _ in range(150):
-        found = [execution.id async for execution in client.list_workflows(query)]
-        if len(found) >= expected:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{expected} run(s) caused by {cause} expected, visibility lists {found}")
 
 
 async def dispatch_outcomes(client: Client, manifest: AgentManifest, *, expected: int = 1) -> list[str]:
