@@ -7,14 +7,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
-from pydantic import ValidationError
 from temporalio.client import Client
 
-from aios.events.bus import EventBus
+from aios.errors import EventInvalid
+from aios.events.bus import EventBus, new_event
 from aios.governance.subjects import SubjectVault
 from aios.memory.factory import open_memory
 from aios.memory.service import MemoryService
-from aios.models.events import Event
 from aios.settings import Settings
 from connectors.actions.base import ActionConnector
 from connectors.actions.email import EmailConnector, SmtpConfig
@@ -55,9 +54,9 @@ class ActivityDeps:
         if self.temporal is None:
             raise ServerError("this worker is not connected to Temporal yet; the event is retried")
         try:
-            event = Event(event_id=event_id, topic=topic, data=data, source=source)
-        except ValidationError as invalid:
-            raise ClientError(f"not an event: {invalid.errors()[0]['msg']} ({topic!r})") from invalid
+            event = new_event(event_id, topic, data, source)
+        except EventInvalid as invalid:
+            raise ClientError(str(invalid)) from invalid
         published = await EventBus(self.temporal, self.settings, self.pool.connection).publish(event)
         deliveries = [delivery.model_dump(mode="json") for delivery in published.deliveries]
         return {"event_id": event_id, "topic": topic, "new": published.new, "deliveries": deliveries}

@@ -36,7 +36,7 @@ from aios.errors import (
     WaitTimedOut,
 )
 from aios.events import outbox
-from aios.events.bus import EventBus
+from aios.events.bus import EventBus, new_event
 from aios.events.subscriptions import apply_subscriptions
 from aios.governance.admission import AGENT_RUN, MAX_INPUT_BYTES, Admission
 from aios.governance.audit import AuditEntry, append
@@ -44,7 +44,7 @@ from aios.governance.rollouts import VersionDiff, diff_runs
 from aios.governance.subjects import SubjectVault
 from aios.ledger import effects, runs
 from aios.models import PingInput, PingResult
-from aios.models.events import Event, Published
+from aios.models.events import Published
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
@@ -646,9 +646,7 @@ class AiosClient:
         Returns:
             The event as kept (the first delivery's, for a redelivery) and each subscriber's delivery.
         """
-        event = Event(
-            event_id=event_id or f"evt-{uuid.uuid4().hex[:16]}", topic=topic, data=data, source=source
-        )
+        event = new_event(event_id or f"evt-{uuid.uuid4().hex[:16]}", topic, data, source)
         async with self._boundary():
             return await self.events_bus.publish(event)
 

@@ -48,6 +48,12 @@ class RunNotFound(AiosError):
     exit_code = 3
 
 
+class EventInvalid(AiosError):
+    """An event's id, topic or data is malformed; the message names the field and the rule."""
+
+    exit_code = 2
+
+
 class EventIdReused(AiosError):
     """An event id already names another event (another topic or other data)."""
 

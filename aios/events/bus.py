@@ -21,12 +21,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from aios.errors import EventIdReused
+from aios.errors import EventIdReused, EventInvalid
 from aios.events import outbox
 from aios.governance.admission import Connection, skipped_entry
 from aios.governance.audit import append
@@ -41,6 +42,20 @@ log = logging.getLogger("aios.events")
 
 DISPATCH_WORKFLOW = "DispatchRun"
 RUN_EVENT_SIGNAL = "event"  # workflows/operator_interface.py receives it
+
+
+def new_event(event_id: Any, topic: Any, data: Any, source: str) -> Event:
+    """An event from what a sender gave; EventInvalid names each malformed field, in one line."""
+    try:
+        return Event(event_id=event_id, topic=topic, data=data, source=source)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, issue['loc']))}: {issue['msg']}" for issue in error.errors()
+        )
+        raise EventInvalid(
+            f"malformed event: {problems} (a topic is lowercase, like refund.requested; an id is letters, "
+            "digits and _.:@<>=+/-, at most 200)"
+        ) from None
 
 
 class EventBus:

@@ -16,11 +16,10 @@ import time
 from typing import Any
 
 import psycopg
-from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from aios.errors import EventIdReused
-from aios.events.bus import EventBus
+from aios.errors import EventIdReused, EventInvalid
+from aios.events.bus import EventBus, new_event
 from aios.events.signature import HEADER, SignatureRefused, verify
 from aios.governance.admission import Connection
 from aios.governance.audit import AuditEntry, append
@@ -105,11 +104,6 @@ def _parse(body: bytes) -> Event:
     if not isinstance(fields, dict) or set(fields) - {"id", "topic", "data"}:
         raise ValueError('expected {"id": "<event id>", "topic": "<topic>", "data": {...}}')
     try:
-        return Event(
-            event_id=fields.get("id"), topic=fields.get("topic"), data=fields.get("data") or {}, source="http"
-        )
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, issue['loc']))}: {issue['msg']}" for issue in error.errors()
-        )
-        raise ValueError(f"malformed event: {problems}") from None
+        return new_event(fields.get("id"), fields.get("topic"), fields.get("data") or {}, "http")
+    except EventInvalid as invalid:
+        raise ValueError(str(invalid)) from None

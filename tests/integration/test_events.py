@@ -370,3 +370,12 @@ async def test_a_canary_and_the_daily_budget_apply_to_event_started_runs(aios_cl
     result = await aios_client.temporal.get_workflow_handle(f"dispatch-{refused.run_id}").result()
     assert result["outcome"] == "skipped" and "daily budget" in result["reason"], result
     await aios_client.apply([manifest.model_copy(update={"triggers": TriggersSpec()})])
+
+
+async def test_a_malformed_event_is_refused_in_one_line(aios_client: AiosClient) -> None:
+    env = child_env(aios_client.settings, COLUMNS="250")
+    for args, field in ((("Bad Topic",), "topic"), (("ok.topic", "--id", "bad id!"), "event_id")):
+        refused = run_aios("events", "send", *args, env=env)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith(f"error: malformed event: {field}:"), refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
