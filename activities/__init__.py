@@ -11,6 +11,7 @@ from activities.agent import AgentActivities
 from activities.approvals import ApprovalActivities
 from activities.audit import AuditActivities
 from activities.compaction import CompactionActivities
+from activities.delegation import DelegationActivities
 from activities.deps import ActivityDeps
 from activities.memory import MemoryActivities
 from activities.notify import NotifyActivities
@@ -46,7 +47,13 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         compaction.commit,
         compaction.undo,
         RetentionActivities(deps).apply,
-        AdmissionActivities(deps).start,
+        *_admission(deps),
+        DelegationActivities(deps).admit,
         NotifyActivities(deps).send,
         ApprovalActivities(deps).verify_link,
     ]
+
+
+def _admission(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    admission = AdmissionActivities(deps)
+    return [admission.start, admission.await_end]

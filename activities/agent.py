@@ -272,6 +272,13 @@ def _chat_request(request: PlanRequest) -> ChatRequest:
         ChatMessage(role="system", content=system),
         ChatMessage(role="user", content=json.dumps(request.task, sort_keys=True)),
     ]
+    # Events for the run's subject that arrived while it ran: what the person added meanwhile.
+    messages += [
+        ChatMessage(
+            role="user", content=json.dumps({"event": event.topic, "data": event.data}, sort_keys=True)
+        )
+        for event in request.events
+    ]
     messages += [ChatMessage(role="tool", name=done, content="done") for done in request.done_actions]
     return ChatRequest(model=manifest.model.name, messages=messages, tools=_tools(manifest))
 

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
+from aios.errors import EventInvalid
+from aios.events.bus import EventBus, new_event
 from aios.governance.subjects import SubjectVault
 from aios.memory.factory import open_memory
 from aios.memory.service import MemoryService
 from aios.settings import Settings
 from connectors.actions.base import ActionConnector
 from connectors.actions.email import EmailConnector, SmtpConfig
+from connectors.actions.events import EventsConnector
 from connectors.actions.http import HttpActionConnector
 from connectors.actions.noop import NoopConnector
 from connectors.actions.payments import PaymentsConnector
 from connectors.actions.unconfigured import UnconfiguredConnector
+from connectors.errors import ClientError, ServerError
 from connectors.model import ModelProvider, OfflineModel, OpenAICompatibleModel
 
 HTTP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -42,6 +46,20 @@ class ActivityDeps:
     subject_vault: SubjectVault | None = None
     # Starts the runs triggers admit (activities/admission.py); set by the worker once connected.
     temporal: Client | None = None
+
+    async def publish_event(
+        self, event_id: str, topic: str, data: dict[str, Any], source: str
+    ) -> dict[str, Any]:
+        """The events connector's way out: the same bus as `aios events send` (aios/events/bus.py)."""
+        if self.temporal is None:
+            raise ServerError("this worker is not connected to Temporal yet; the event is retried")
+        try:
+            event = new_event(event_id, topic, data, source)
+        except EventInvalid as invalid:
+            raise ClientError(str(invalid)) from invalid
+        published = await EventBus(self.temporal, self.settings, self.pool.connection).publish(event)
+        deliveries = [delivery.model_dump(mode="json") for delivery in published.deliveries]
+        return {"event_id": event_id, "topic": topic, "new": published.new, "deliveries": deliveries}
 
     @property
     def subjects(self) -> SubjectVault:
@@ -69,7 +87,7 @@ async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
     models = build_models(settings)
     # Opened before the worker polls: building the vector index holds the GIL for a while.
     service, unavailable = await open_memory(settings, pool) if memory else (None, "not opened here")
-    return ActivityDeps(
+    deps = ActivityDeps(
         settings=settings,
         pool=pool,
         http=http,
@@ -79,6 +97,8 @@ async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
         memory_unavailable=unavailable,
         subject_vault=SubjectVault.for_settings(settings),
     )
+    connectors["events"] = EventsConnector(deps.publish_event)
+    return deps
 
 
 def build_connectors(settings: Settings, http: httpx.AsyncClient) -> dict[str, ActionConnector]:

@@ -1,4 +1,4 @@
-"""Reconciling an effect whose outcome is unknown: ask, never guess (DESIGN.md decision 4).
+"""Reconciling an effect whose outcome is unknown: ask, never guess (docs/ARCHITECTURE.md, decision 4).
 
 The `ReconcileEffect` workflow calls these two activities. `check` gathers what is known
 about one effect, most authoritative first: the ledger (someone already settled it), a

@@ -8,11 +8,12 @@ state = await client.state(started.run_id)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -27,12 +28,16 @@ from temporalio.service import RPCError
 
 from aios.errors import (
     DecisionRefused,
+    EventNotFound,
     RunFailed,
     RunFinished,
     RunNotFound,
     RunStuck,
     WaitTimedOut,
 )
+from aios.events import outbox
+from aios.events.bus import EventBus, new_event
+from aios.events.subscriptions import apply_subscriptions
 from aios.governance.admission import AGENT_RUN, MAX_INPUT_BYTES, Admission
 from aios.governance.audit import AuditEntry, append
 from aios.governance.rollouts import VersionDiff, diff_runs
@@ -40,11 +45,13 @@ from aios.governance.subjects import SubjectVault
 from aios.inbox.collect import collect as collect_inbox
 from aios.ledger import effects, runs
 from aios.models import PingInput, PingResult
+from aios.models.events import Published
 from aios.models.inbox import InboxItem
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
     Cause,
+    CauseKind,
     Decision,
     DecisionChannel,
     DecisionOutcome,
@@ -56,10 +63,14 @@ from aios.models.run import (
 from aios.models.start import StartOutcome, StartRequest
 from aios.settings import Settings
 from aios.temporal.connection import connect
-from aios.temporal.search_attributes import AGENT_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
+from aios.temporal.search_attributes import AGENT_KEY, CAUSE_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
 from aios.temporal.server_errors import explain, postgres_unreachable, temporal_unreachable
+from aios.triggers import schedules
+from aios.triggers.schedules import Applied, ScheduleView
 
 EFFECT_RESOLVED_SIGNAL = "effect_resolved"  # workflows/operator_interface.py handles it
+# A chain of delegations is bounded by AIOS_DELEGATION_MAX_DEPTH; this bounds the walk up it.
+MAX_LINEAGE = 50
 
 
 @dataclass(frozen=True)
@@ -93,9 +104,20 @@ class EffectResolved:
     run_note: str
 
 
+@dataclass(frozen=True)
+class EventSummary:
+    event_id: str
+    topic: str
+    source: str
+    received_at: datetime
+    subscribers: int
+    outcomes: str
+
+
 class AiosClient:
     def __init__(self, client: Client, settings: Settings) -> None:
-        self.admission = Admission(client, settings, self._connection)
+        self.admission = Admission(client, settings, self.connection)
+        self.events_bus = EventBus(client, settings, self.connection)
         self.temporal = client
         self.settings = settings
 
@@ -221,6 +243,37 @@ class AiosClient:
             state: RunState = await self.handle(run_id).query("state", result_type=RunState)
         return state
 
+    async def lineage(self, run_id: str) -> list[str]:
+        """What started the run, and what started that: its chain, read from each run's cause.
+
+        Args:
+            run_id: the run's workflow id.
+
+        Returns:
+            `[run_id, parent id, ..., "person:ann"]`: the run, each delegating run above it, and
+            what started the first (a person, `schedule:NAME`, `event:ID`). A run that is gone
+            (deleted by retention) ends the chain as `run:ID (gone)`. Raises RunNotFound.
+        """
+        chain, current = [run_id], run_id
+        for _ in range(MAX_LINEAGE):
+            try:
+                async with self._boundary(current):
+                    described = await self.handle(current).describe()
+            except RunNotFound:
+                if current == run_id:
+                    raise
+                chain[-1] = f"run:{current} (gone)"
+                break
+            # Runs started before lineage was recorded have no cause to show.
+            cause = described.typed_search_attributes.get(CAUSE_KEY) or "(cause not recorded)"
+            kind, _, ref = cause.partition(":")
+            if kind != CauseKind.RUN.value:
+                chain.append(cause)
+                break
+            chain.append(ref)
+            current = ref
+        return chain
+
     async def result(self, run_id: str, *, within: float | None = None) -> RunState:
         """Wait for the run to end.
 
@@ -309,7 +362,7 @@ class AiosClient:
             breakers and stuck runs (aios/inbox/collect.py), read from the Postgres mirrors
             and Temporal's visibility.
         """
-        async with self._connection() as conn, self._boundary():
+        async with self.connection() as conn, self._boundary():
             return await collect_inbox(conn, self.temporal, SubjectVault.for_settings(self.settings))
 
     # -- operating on runs --------------------------------------------------------------
@@ -556,13 +609,87 @@ class AiosClient:
             return diff_runs(await runs.recent_runs(conn, agent, limit))
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection to the project's Postgres for one use, closed after."""
         async with await self._db() as conn:
             yield conn
 
     async def _db(self) -> psycopg.AsyncConnection[Any]:
         async with self._boundary():
             return await psycopg.AsyncConnection.connect(self.settings.resolved_database_url, autocommit=True)
+
+    # -- schedules (aios/triggers/schedules.py) ---------------------------------------------
+
+    async def apply(self, manifests: list[AgentManifest] | None = None) -> Applied:
+        """Make the agents' triggers real: Temporal Schedules and event subscriptions.
+
+        Args:
+            manifests: the agents to apply, whose other triggers are removed; by default every
+                manifest in the agents directory, and the triggers of agents without one go too.
+
+        Returns:
+            The schedules and subscriptions set and removed.
+        """
+        every_agent = manifests is None
+        chosen = _valid_manifests() if manifests is None else manifests
+        async with self._boundary():
+            applied = await schedules.apply_schedules(
+                self.temporal, chosen, self.settings.task_queue, every_agent=every_agent
+            )
+            async with self.connection() as conn:
+                subscribed, unsubscribed = await apply_subscriptions(conn, chosen, every_agent=every_agent)
+        return dataclasses.replace(applied, subscribed=subscribed, unsubscribed=unsubscribed)
+
+    async def schedules(self) -> list[ScheduleView]:
+        """Every schedule aios owns: its spec, paused state, next and recent firings."""
+        async with self._boundary():
+            return await schedules.describe_schedules(self.temporal)
+
+    async def trigger_schedule(self, name: str) -> None:
+        """Fire a schedule now (`agent/schedule`); the firing goes through admission like any other."""
+        async with self._boundary():
+            await schedules.trigger_schedule(self.temporal, schedules.resolve_schedule_id(name))
+
+    async def pause_schedule(self, name: str, *, paused: bool = True, note: str = "") -> None:
+        """Pause (or, with `paused=False`, resume) a schedule; the note says why, in the Web UI too."""
+        identifier = schedules.resolve_schedule_id(name)
+        async with self._boundary():
+            await schedules.set_schedule_paused(self.temporal, identifier, paused, note or "aios schedules")
+
+    # -- events (aios/events/) -----------------------------------------------------------------
+
+    async def send_event(
+        self, topic: str, data: dict[str, Any], *, event_id: str | None = None, source: str = "client"
+    ) -> Published:
+        """Keep an event and start each subscriber's run once, whatever the number of deliveries.
+
+        Args:
+            topic: what happened, e.g. `refund.requested`.
+            data: the event's fields; each subscriber maps them to its run's task.
+            event_id: the sender's id, the de-duplication key; by default a new one.
+            source: who sends it, for `aios events show`.
+
+        Returns:
+            The event as kept (the first delivery's, for a redelivery) and each subscriber's delivery.
+        """
+        event = new_event(event_id or f"evt-{uuid.uuid4().hex[:16]}", topic, data, source)
+        async with self._boundary():
+            return await self.events_bus.publish(event)
+
+    async def events(self, *, topic: str | None = None, limit: int = 50) -> list[EventSummary]:
+        """Recent events, newest first, with how many subscribers each reached."""
+        async with self._boundary(), self.connection() as conn:
+            rows = await outbox.list_events(conn, topic=topic, limit=limit)
+        return [EventSummary(*row) for row in rows]
+
+    async def event(self, event_id: str) -> Published:
+        """An event, and each subscriber's delivery with its run's last recorded status."""
+        async with self._boundary(), self.connection() as conn:
+            kept = await outbox.get_event(conn, event_id)
+            if kept is None:
+                raise EventNotFound(f"no event {event_id!r}: `aios events list` shows the recent ones")
+            delivered = await outbox.deliveries(conn, event_id)
+        return Published(event=kept[0], new=False, deliveries=delivered, received_at=kept[1])
 
     # -- the walking skeleton -----------------------------------------------------------
 
@@ -615,3 +742,15 @@ __all__ = [
     "RunSummary",
     "WorkflowExecutionStatus",
 ]
+
+
+def _valid_manifests() -> list[AgentManifest]:
+    """Every manifest of the agents directory; a broken one stops the apply (it says which)."""
+    from aios.governance.manifests import list_manifests
+
+    loaded = []
+    for _path, manifest in list_manifests():
+        if isinstance(manifest, Exception):
+            raise manifest
+        loaded.append(manifest)
+    return loaded

@@ -48,6 +48,30 @@ class RunNotFound(AiosError):
     exit_code = 3
 
 
+class EventInvalid(AiosError):
+    """An event's id, topic or data is malformed; the message names the field and the rule."""
+
+    exit_code = 2
+
+
+class EventIdReused(AiosError):
+    """An event id already names another event (another topic or other data)."""
+
+    exit_code = 2
+
+
+class EventNotFound(AiosError):
+    """No event has the given id."""
+
+    exit_code = 3
+
+
+class ScheduleNotFound(AiosError):
+    """No schedule of aios has the given name."""
+
+    exit_code = 3
+
+
 class RunFinished(AiosError):
     """The run has already ended; signals, updates and pauses no longer reach it."""
 
@@ -169,6 +193,15 @@ class ActMissing(AiosError):
 
 class ActionFailed(AiosError):
     """An act failed for good; the type of a failure whose own type is unknown."""
+
+
+class DelegationRefused(AiosError):
+    """A run's `connector: agent` step started no child: a depth or fan-out limit, or the child's
+    admission (no such agent, its daily budget, its kill switch); final."""
+
+
+class DelegationFailed(AiosError):
+    """A child run ended without completing its task (compensated, cancelled, failed); final."""
 
 
 class RunAborted(AiosError):

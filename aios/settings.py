@@ -182,6 +182,18 @@ class Settings(BaseSettings):
     smtp_from: str | None = Field(default=None, description="sender address of outgoing email")
     smtp_username: str | None = Field(default=None, description="SMTP login, if the server wants one")
     smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    events_secret: SecretStr | None = Field(
+        default=None,
+        description="the HMAC secret of `aios events serve`'s signed endpoint (aios/events/signature.py); "
+        "unset: the endpoint refuses every request",
+    )
+    events_tolerance_seconds: int = Field(
+        default=300, gt=0, description="how old a signed event's timestamp may be (replay window)"
+    )
+    mail_domain: str = Field(
+        default="aios.localhost", min_length=1, description="mail to <agent>@ this domain becomes an event"
+    )
+    mail_max_bytes: int = Field(default=1 << 20, gt=0, description="the largest mail the channel accepts")
     smtp_starttls: bool = Field(default=True, description="upgrade the SMTP connection with STARTTLS")
     model_base_url: str | None = Field(
         default=None,
@@ -192,6 +204,15 @@ class Settings(BaseSettings):
         default=None, description="API key of the model API; local servers (Ollama) need none"
     )
     model_timeout_seconds: float = Field(default=60, gt=0, description="longest wait for one model answer")
+    delegation_max_depth: int = Field(
+        default=3,
+        ge=0,
+        description="how deep runs may delegate: a child of a person's run is at depth 1 "
+        "(0: no delegation); an agent delegating to itself in a cycle stops here",
+    )
+    delegation_max_children: int = Field(
+        default=10, ge=0, description="how many child runs one run may start"
+    )
     payload_encryption: bool = Field(
         default=True, description="encrypt Temporal payloads with AES-GCM (false: plain JSON payloads)"
     )

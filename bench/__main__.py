@@ -17,7 +17,9 @@ BENCHMARKS = [
     "conductor_overhead",
     "ledger_overhead",
     "memory_recall",
+    "triggers_latency",
     "langgraph_side_by_side",
+    "delegation",
     "inbox_latency",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")

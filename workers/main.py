@@ -24,6 +24,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities import build_activities
 from activities.actions import ActionActivities
 from activities.deps import ActivityDeps, close_deps, open_deps
+from aios.events.bus import EventBus
 from aios.governance.slots import sweep as sweep_slots
 from aios.ledger import health
 from aios.observability.metrics import install_metrics
@@ -76,11 +77,13 @@ async def run_worker(
                 await workers.enter_async_context(worker)
             reporter = asyncio.create_task(_report_health(deps, worker_id, stop_event))
             sweeper = asyncio.create_task(_sweep_slots(deps, client, settings.slot_sweep_seconds, stop_event))
+            dispatcher = asyncio.create_task(_dispatch_pending_events(deps, client, settings, stop_event))
             log.info("worker polling task queue %s and one queue per connector", queue)
             await stop_event.wait()
             log.info("shutting down: finishing in-flight activities")
             await reporter
             await sweeper
+            await dispatcher
     finally:
         await metrics.close()
         await close_deps(deps)
@@ -141,6 +144,24 @@ async def _sweep_slots(deps: ActivityDeps, client: Client, every: float, stop: a
                 log.info("freed the slot of %s (agent %s): the run has ended", run_id, agent)
         except Exception:  # a sweep must never take the worker down; the next one tries again
             log.warning("could not sweep concurrency slots", exc_info=True)
+
+
+async def _dispatch_pending_events(
+    deps: ActivityDeps, client: Client, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Dispatch event deliveries whose sender died after keeping them (see aios/events/bus.py)."""
+    bus = EventBus(client, settings, deps.pool.connection)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.slot_sweep_seconds)
+        if stop.is_set():
+            return
+        try:
+            dispatched = await bus.dispatch_pending()
+            if dispatched:
+                log.info("dispatched %d event deliveries left pending", dispatched)
+        except Exception:  # a sweep must never take the worker down; the next one tries again
+            log.warning("could not dispatch pending event deliveries", exc_info=True)
 
 
 def _stop_on_signals() -> asyncio.Event:

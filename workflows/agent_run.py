@@ -7,6 +7,7 @@ built in layers, each a module of its own:
 - `RunBookkeeping` (bookkeeping.py): audit events, step records, status, record calls;
 - `ApprovalGate` (approval_gate.py): waiting for a person, the SLA, judging decisions;
 - `OperatorInterface` (operator_interface.py): the signals, the `decide` update, the query;
+- `Delegating` (delegation.py): a `connector: agent` action as a child run, and its undo;
 - `AgentRunWorkflow` (here): the turn loop, thinking, acting, compensating, continuing.
 
 Stateless helpers are functions: run_setup.py (slot, recall), effects.py (executing,
@@ -19,12 +20,13 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.bookkeeping import BOOKKEEPING_TIMEOUT
+from workflows.delegation import Delegating
 from workflows.effects import (
     action_call,
     compensation_call,
@@ -37,7 +39,6 @@ from workflows.effects import (
     start_execute,
 )
 from workflows.notifications import notify, run_notice
-from workflows.operator_interface import OperatorInterface
 from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
 from workflows.versions import (
@@ -53,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.reconcile import ReconcileResult
     from aios.errors import ActionFailed, ActMissing, RunAborted, application_error
     from aios.governance.policy import grade_action, rides_in_next_think, turns_ahead
-    from aios.models.manifest import ActionSpec, Grade
+    from aios.models.manifest import AGENT_CONNECTOR, ActionSpec, Grade
     from aios.models.run import (
         ActionCall,
         ActionResult,
@@ -88,7 +89,7 @@ T = TypeVar("T")
 
 
 @workflow.defn(name="AgentRun")
-class AgentRunWorkflow(OperatorInterface):
+class AgentRunWorkflow(Delegating):
     @workflow.init
     def __init__(self, request: RunInput) -> None:
         # The run's one state, fresh or from the previous history's carry, for every layer.
@@ -142,7 +143,7 @@ class AgentRunWorkflow(OperatorInterface):
         if self._cancelled:
             # Ends as Cancelled in Temporal, after compensating and recording everything.
             raise asyncio.CancelledError("cancelled by the operator")
-        return self._run.snapshot()
+        return self._final_state()
 
     async def _turns(self) -> None:
         for turn in range(self._run.turn + 1, self._manifest.turn_limit + 1):
@@ -211,7 +212,7 @@ class AgentRunWorkflow(OperatorInterface):
                 result = await self._start_think(request, deferred)
                 self._chained = list(result.chained)
             if deferred is not None:
-                self._acted(deferred, result.acted)
+                await self._acted(deferred, result.acted)
             plan = result.plan
             if plan is not None:
                 self._run.tokens += plan.tokens_used
@@ -256,7 +257,7 @@ class AgentRunWorkflow(OperatorInterface):
                 await self._perform_deferred()
             raise
 
-    def _acted(self, act: ApprovedAct, result: ActionResult | None) -> None:
+    async def _acted(self, act: ApprovedAct, result: ActionResult | None) -> None:
         if result is None:
             raise application_error(ActMissing, "think returned no outcome for its act", non_retryable=False)
         if result.status == "failed":
@@ -265,7 +266,7 @@ class AgentRunWorkflow(OperatorInterface):
             raise ApplicationError(
                 result.error, type=result.error_type or ActionFailed.__name__, non_retryable=True
             )
-        self._step_done(act, result, None)
+        await self._step_done(act, result, None)
 
     async def _pause_for_budget(self, grant: BudgetGrant) -> None:
         # Counted before recording: a resume sent the moment the pause is visible must count.
@@ -282,7 +283,7 @@ class AgentRunWorkflow(OperatorInterface):
         self._run.paused_until = until
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
-        notify(
+        await notify(
             run_notice(
                 "budget_pause",
                 run_id=self._run.run_id,
@@ -337,10 +338,12 @@ class AgentRunWorkflow(OperatorInterface):
             # The act is performed before the model is asked; a failure ends the run anyway.
             done_actions=[*done, act.call.action] if act else done,
             context=memories,
+            events=list(self._run.received),
         )
 
     def _budget_request(self, turn: int) -> BudgetRequest:
         budget, model = self._manifest.budget, self._manifest.model
+        delegation = self._run.request.delegation
         estimate = model.tokens_per_turn_estimate
         return BudgetRequest(
             agent=self._run.request.agent,
@@ -353,6 +356,10 @@ class AgentRunWorkflow(OperatorInterface):
             tokens_per_day=budget.tokens_per_day,
             cost_per_day=budget.cost_per_day,
             override_day=self._run.override_day,
+            delegated_tokens=self._run.delegated_tokens,
+            delegated_cost=round(self._run.delegated_cost, 6),
+            ceiling_tokens=delegation.ceiling_tokens if delegation else None,
+            ceiling_cost=delegation.ceiling_cost if delegation else None,
         )
 
     # -- one proposed action --------------------------------------------------------------
@@ -414,6 +421,9 @@ class AgentRunWorkflow(OperatorInterface):
             await self._perform(deferred)
 
     async def _perform(self, act: ApprovedAct) -> None:
+        if self._delegates(act.spec):
+            await self._perform_delegation(act)
+            return
         reconciled: ReconcileResult | None = None
         try:
             result = await start_execute(act.call, fused=self._run.fused)
@@ -425,8 +435,18 @@ class AgentRunWorkflow(OperatorInterface):
                 self._step_failed(act, failure_cause(failure), reconciled)
                 raise
             result = ActionResult(status="succeeded", response=reconciled.response)
-        self._step_done(act, result, reconciled)
+        await self._step_done(act, result, reconciled)
         await self._step_recorded()
+
+    async def _perform_delegation(self, act: ApprovedAct) -> None:
+        try:
+            result = await self._delegate(act)
+        except (ApplicationError, asyncio.CancelledError) as failure:
+            self._step_failed(act, str(failure), None)
+            raise
+        await self._step_done(act, result, None, child=result.response)
+        await self._step_recorded()
+        self._cancelled_meanwhile()
 
     def _step_failed(self, act: ApprovedAct, error: str, reconciled: ReconcileResult | None) -> None:
         self._add_step(
@@ -439,7 +459,14 @@ class AgentRunWorkflow(OperatorInterface):
             detail={"error": error, **reconciled_detail(reconciled)},
         )
 
-    def _step_done(self, act: ApprovedAct, result: ActionResult, reconciled: ReconcileResult | None) -> None:
+    async def _step_done(
+        self,
+        act: ApprovedAct,
+        result: ActionResult,
+        reconciled: ReconcileResult | None,
+        *,
+        child: dict[str, Any] | None = None,
+    ) -> None:
         step, proposed, grade, call = act.proposal.step, act.proposal.proposed, act.proposal.grade, act.call
         if act.spec.compensation is not None:
             undo = compensation_call(self._manifest, call, act.spec.compensation, result.response)
@@ -451,7 +478,7 @@ class AgentRunWorkflow(OperatorInterface):
             "executed",
             decided_by=act.decided_by,
             effect_key=call.effect_key,
-            detail={"replayed": result.replayed, **reconciled_detail(reconciled)},
+            detail={"replayed": result.replayed, **reconciled_detail(reconciled), **_child_detail(child)},
         )
         if grade is Grade.AUTO_AND_NOTIFY:
             self._event(
@@ -461,7 +488,7 @@ class AgentRunWorkflow(OperatorInterface):
                 "operator notified",
                 rationale=f"{proposed.action} ran without approval; the policy asks to tell you",
             )
-            notify(
+            await notify(
                 run_notice(
                     "auto_and_notify",
                     run_id=self._run.run_id,
@@ -498,7 +525,7 @@ class AgentRunWorkflow(OperatorInterface):
             detail={"effect_key": call.effect_key, "resolve_with": "aios effects resolve"},
         )
         await self._record()
-        notify(
+        await notify(
             run_notice(
                 "needs_operator",
                 run_id=self._run.run_id,
@@ -560,6 +587,9 @@ class AgentRunWorkflow(OperatorInterface):
             self._finish(RunStatus.COMPENSATED, reason)
 
     async def _run_compensation(self, call: ActionCall) -> None:
+        if call.connector == AGENT_CONNECTOR:  # a child run nobody waited for (delegation.py)
+            await self._despite_cancellation(asyncio.ensure_future(self._undo_child(call)))
+            return
         await self._despite_cancellation(start_execute(call, fused=self._run.fused))
 
     async def _despite_cancellation(self, work: asyncio.Future[T]) -> T:
@@ -582,6 +612,11 @@ class AgentRunWorkflow(OperatorInterface):
         )
         # Fused: the last record frees the slot in its own transaction.
         await self._despite_cancellation(self._start_record(release=slot if self._run.fused else None))
+
+
+def _child_detail(child: dict[str, Any] | None) -> dict[str, Any]:
+    """A delegating step's record shows its child run's summary (workflows/delegation.py)."""
+    return {"child": child} if child else {}
 
 
 def _started_by(request: RunInput) -> str:

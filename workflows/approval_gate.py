@@ -68,7 +68,7 @@ class ApprovalGate(RunBookkeeping):
             detail={"approvers": policy.approvers},
         )
         await self._record()
-        self._notify_approval("approval_requested", policy.approvers, "waits for your approval")
+        await self._notify_approval("approval_requested", policy.approvers, "waits for your approval")
         for deadline, phase in (
             (sla.remind_after, "remind"),
             (sla.escalate_after, "escalate"),
@@ -94,10 +94,10 @@ class ApprovalGate(RunBookkeeping):
         )
         return verdict == "approve", approver
 
-    def _notify_approval(self, kind: NoticeKind, recipients: list[str], summary: str) -> None:
+    async def _notify_approval(self, kind: NoticeKind, recipients: list[str], summary: str) -> None:
         pending = self._run.pending
         assert pending is not None
-        notify(
+        await notify(
             approval_notice(
                 kind,
                 run_id=self._run.run_id,
@@ -139,19 +139,21 @@ class ApprovalGate(RunBookkeeping):
                 "approval still waiting",
                 detail={"approvers": pending.approvers},
             )
-            self._notify_approval("approval_reminder", pending.approvers, "still waits for your approval")
+            await self._notify_approval(
+                "approval_reminder", pending.approvers, "still waits for your approval"
+            )
         elif phase == "escalate":
             approvers = list(dict.fromkeys([*policy.approvers, *policy.escalation_approvers]))
             self._run.pending = pending.model_copy(update={"escalated": True, "approvers": approvers})
             self._event(f"step-{step}", "policy", "escalate", "escalated", detail={"approvers": approvers})
-            self._notify_approval(
+            await self._notify_approval(
                 "approval_escalated",
                 policy.escalation_approvers,
                 "was escalated to you and waits for approval",
             )
         else:
             self._run.verdict = (policy.sla.on_expiry, EXPIRED_BY, "the approval window expired")
-            self._notify_approval(
+            await self._notify_approval(
                 "approval_expired",
                 pending.approvers,
                 f"was not decided in time and was {EXPIRY_SUMMARY[policy.sla.on_expiry]}",

@@ -1,19 +1,23 @@
-"""Telling people what a run waits for or did: each notice is one `notify.send` activity.
+"""Telling people what a run waits for or did: each notice is one `Notify` child workflow.
 
-Started and not awaited: a slow or unreachable mail server never holds the run, and the
-activity's retries (and quiet hours) play out on their own. The activity delivers each
-recipient's copy once through the effect ledger, so a replay or a retry sends nothing twice.
-Runs from before notifications (versions.py, operator-notifications) send none.
+The child runs the `notify.send` activity with its retries (and quiet hours) on its own, and
+outlives its run (parent close policy ABANDON): a run that ends, or continues as new, right
+after a notice (an auto_and_notify last step, an approval that expired into a rejection)
+would otherwise take the notice's pending activity down with it. The run waits only for the
+child to start. The activity delivers each recipient's copy once through the effect ledger,
+and the child's id names the notice, so a replay or a retry sends nothing twice. Runs from
+before notifications (versions.py, operator-notifications) send none.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 from workflows.versions import NOTIFY_PATCH
 
@@ -23,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from aios.models.notify import Notice, NoticeKind
     from aios.models.run import PendingApproval
 
+NOTIFY_WORKFLOW = "Notify"
 NOTIFY_TIMEOUT = timedelta(seconds=60)
 # The activity heartbeats while it sends: a killed worker's notice is retried in seconds.
 NOTIFY_HEARTBEAT_TIMEOUT = timedelta(seconds=2)
@@ -34,25 +39,43 @@ NOTIFY_HORIZON = timedelta(days=2)
 RECALLED_SHOWN = 3
 
 
-def notify(notice: Notice) -> None:
-    """Send the notice in the background (a run from before notifications sends nothing)."""
+@workflow.defn(name=NOTIFY_WORKFLOW)
+class NotifyWorkflow:
+    """Delivers one notice; a notice that failed for good leaves its trace in the ledger."""
+
+    @workflow.run
+    async def run(self, notice: Notice) -> None:
+        try:
+            await workflow.execute_activity_method(
+                NotifyActivities.send,
+                notice,
+                start_to_close_timeout=NOTIFY_TIMEOUT,
+                heartbeat_timeout=NOTIFY_HEARTBEAT_TIMEOUT,
+                schedule_to_close_timeout=NOTIFY_HORIZON,
+                retry_policy=NOTIFY_RETRY,
+            )
+        except ActivityError as error:
+            workflow.logger.warning("notice %s given up: %s", notice_workflow_id(notice), error.cause)
+
+
+def notice_workflow_id(notice: Notice) -> str:
+    """One id per notice: `notify-RUN/KIND/REF` (a second start of it is refused)."""
+    return f"notify-{notice.run_id}/{notice.kind}/{notice.ref}"
+
+
+async def notify(notice: Notice) -> None:
+    """Start the notice's delivery and go on (a run from before notifications sends nothing)."""
     if not notice.recipients or not workflow.patched(NOTIFY_PATCH):
         return
-    handle = workflow.start_activity_method(
-        NotifyActivities.send,
-        notice,
-        start_to_close_timeout=NOTIFY_TIMEOUT,
-        heartbeat_timeout=NOTIFY_HEARTBEAT_TIMEOUT,
-        schedule_to_close_timeout=NOTIFY_HORIZON,
-        retry_policy=NOTIFY_RETRY,
-    )
-    handle.add_done_callback(_swallow)
-
-
-def _swallow(done: asyncio.Future[Any]) -> None:
-    """A notice that failed for good leaves its trace in the ledger; the run goes on."""
-    if not done.cancelled():
-        done.exception()
+    # Already started: the notice went out before (a run continued as new, then met the same event).
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            NotifyWorkflow.run,
+            notice,
+            id=notice_workflow_id(notice),
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
 
 
 def approval_notice(

@@ -24,6 +24,7 @@ from workflows.versions import VERIFIED_DECISIONS_PATCH
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
+    from aios.models.events import RunEvent
     from aios.models.run import (
         DayCapOverride,
         Decision,
@@ -159,6 +160,19 @@ class OperatorInterface(ApprovalGate):
                 f"effect_resolved {resolution.model_dump_json()}",
                 f"effect {resolution.effect_key!r} is not one of this run's",
             )
+        await self._record()
+
+    @inbound_signal(
+        "event",
+        RunEvent,
+        description="An event for this run's subject (on_busy: signal); the next turn sees it",
+    )
+    async def event_signal(self, event: RunEvent) -> None:
+        # A redelivered event (its sender retried) is taken once.
+        if any(seen.event_id == event.event_id for seen in self._run.received):
+            return
+        self._run.received.append(event)
+        self._event("event", f"event:{event.event_id}", "deliver", "received", detail={"topic": event.topic})
         await self._record()
 
     @workflow.query(name="state")

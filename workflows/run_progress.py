@@ -27,6 +27,7 @@ from temporalio import workflow
 from workflows.saga import Saga
 
 with workflow.unsafe.imports_passed_through():
+    from aios.models.events import RunEvent
     from aios.models.manifest import ActionSpec, RiskClass
     from aios.models.run import (
         ActionCall,
@@ -94,6 +95,10 @@ class RunProgress:
     awaiting_operator: EffectInDoubt | None = field(default=None, metadata=SHOWN)
     paused_until: datetime | None = field(default=None, metadata=SHOWN)
     day_cap_override: DayCapOverride | None = field(default=None, metadata=SHOWN)
+    received: list[RunEvent] = field(default_factory=list, metadata=SHOWN)
+    # What the run's child runs spent (workflows/delegation.py): counted against its run budget.
+    delegated_tokens: int = field(default=0, metadata=SHOWN)
+    delegated_cost: float = field(default=0.0, metadata=SHOWN)
     # -- carried: RunCarry's own fields ---------------------------------------------------
     # The last step number used.
     step: int = field(default=0, metadata=CARRIED)
@@ -108,6 +113,8 @@ class RunProgress:
     override_day: bool = field(default=False, metadata=CARRIED)
     # Audit keys go on from here.
     event_count: int = field(default=0, metadata=CARRIED)
+    # Child runs started: the fan-out limit counts them, and each child's id is derived from its step.
+    children: int = field(default=0, metadata=CARRIED)
     # -- this history only ----------------------------------------------------------------
     # Set by the run from its patch before its first command; False until then.
     fused: bool = field(default=False, metadata=this_history("set from its patch in every history"))
@@ -180,6 +187,9 @@ class RunProgress:
         self.awaiting_operator = state.awaiting_operator
         self.paused_until = state.paused_until
         self.day_cap_override = state.day_cap_override
+        self.received = list(state.events_received)
+        self.delegated_tokens = state.delegated_tokens
+        self.delegated_cost = state.delegated_cost
 
     def snapshot(self) -> RunState:
         return RunState(
@@ -201,4 +211,7 @@ class RunProgress:
             awaiting_operator=self.awaiting_operator,
             paused_until=self.paused_until,
             day_cap_override=self.day_cap_override,
+            events_received=list(self.received),
+            delegated_tokens=self.delegated_tokens,
+            delegated_cost=round(self.delegated_cost, 6),
         )

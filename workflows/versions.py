@@ -29,6 +29,7 @@ RECORD_CHECKPOINTS_PATCH = "record-checkpoints"
 THINK_CHAINS_PATCH = "think-chains"
 BUDGET_DAY_TURNS_PATCH = "budget-day-turns"
 OPERATOR_SETTLES_PATCH = "operator-settles-unknown-effects"
+DELEGATION_PATCH = "delegation"
 NOTIFY_PATCH = "operator-notifications"
 VERIFIED_DECISIONS_PATCH = "verified-decisions"
 
@@ -56,7 +57,9 @@ GENERATIONS: dict[int, str] = {
     4: "checkpoints end the workflow task with a record activity instead of a 1 ms timer",
     5: "think chains",
     6: "budget days and operator-settled effects (on paths the recorded histories do not take)",
-    7: "the operator's loop: notifications and signed decision links",
+    7: "delegation: a `connector: agent` action starts a child run (a path the recorded histories "
+    "do not take)",
+    8: "the operator's loop: notifications and signed decision links",
 }
 RECORDED_GENERATION = 5
 """The generation of the code the unsuffixed histories (tests/replay/histories/<path>.json) ran on."""
@@ -138,8 +141,17 @@ VERSIONS: tuple[Version, ...] = (
         legacy="`in_doubt` False: the run compensates",
     ),
     Version(
-        NOTIFY_PATCH,
+        DELEGATION_PATCH,
         generation=7,
+        where="workflows/delegation.py Delegating._delegates",
+        changed="a `connector: agent` action is admitted by the delegation.admit activity and "
+        "started as a child AgentRun; the parent waits for it (or not) and takes its outcome",
+        legacy="`_delegates` False: the action goes to action.execute like any other, which "
+        "refuses the unknown connector `agent`",
+    ),
+    Version(
+        NOTIFY_PATCH,
+        generation=8,
         where="workflows/notifications.py notify",
         changed="a run tells people through the `notify.send` activity: a new approval (with signed "
         "approve/reject links), SLA reminder, escalation and expiry, auto_and_notify actions, "
@@ -148,7 +160,7 @@ VERSIONS: tuple[Version, ...] = (
     ),
     Version(
         VERIFIED_DECISIONS_PATCH,
-        generation=7,
+        generation=8,
         where="workflows/operator_interface.py OperatorInterface._verified",
         changed="a decision carrying a signed link's token is checked by the `approvals.verify_link` "
         "local activity before it is judged (policy.verified_over)",

@@ -15,6 +15,7 @@ from aios.errors import ManifestInvalid
 from aios.governance.manifests import agents_dir, find_manifest, list_manifests, load_manifest
 from aios.governance.rollouts import VersionDiff
 from aios.models.manifest import AgentManifest
+from aios.triggers.schedules import Applied
 
 app = typer.Typer(help="Agent manifests: validate, list, show; canary rollouts and their diff.")
 
@@ -163,3 +164,22 @@ def diff(
 
 def _actions(proposed: list[tuple[str, str]]) -> str:
     return ", ".join(f"{action}:{grade}" for action, grade in proposed) or "-"
+
+
+@app.command()
+def apply() -> None:
+    """Make the agents' triggers real: their Temporal Schedules and event subscriptions."""
+
+    async def go() -> Applied:
+        return await (await AiosClient.connect(settings())).apply()
+
+    applied = run(go())
+    for verb, names in (
+        ("created", applied.created),
+        ("updated", applied.updated),
+        ("deleted", applied.deleted),
+    ):
+        for name in names:
+            say(f"schedule {name}: {verb}")
+    if not (applied.created or applied.updated or applied.deleted):
+        say("no agent declares a schedule; nothing to apply")

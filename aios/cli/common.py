@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -32,6 +33,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a user-facing error (plain text: brackets in it are not markup) and exit."""
     error_console.print(Text("error: ", style="bold red") + Text(message), highlight=False)
     raise typer.Exit(code)
+
+
+def json_object(option: str, text: str, example: str) -> dict[str, Any]:
+    """An option's JSON object, or one line saying what was wrong and an `example` of one."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{option} is not valid JSON ({exc}); pass an object, e.g. {option} '{example}'", code=2)
+    if not isinstance(value, dict):
+        fail(f"{option} must be a JSON object, e.g. {option} '{example}'", code=2)
+    return value
 
 
 def report_problems(states: Iterable[ServiceState]) -> None:

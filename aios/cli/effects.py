@@ -23,7 +23,7 @@ import typer
 from typer._click import Context  # typer's own click, the one TyperGroup subclasses
 from typer.core import TyperGroup
 
-from aios.cli.common import fail, run, say, settings, table
+from aios.cli.common import fail, json_object, run, say, settings, table
 from aios.client import AiosClient
 from aios.governance.subjects import SubjectVault
 from aios.ledger import effects
@@ -109,7 +109,7 @@ def resolve(
     if response is not None:
         if not applied:
             fail("--response goes with --applied (a not-applied effect returned nothing)", code=2)
-        parsed = _json_object(response)
+        parsed = json_object("--response", response, '{"id": "pi_123"}')
 
     async def go() -> None:
         client = await AiosClient.connect(settings())
@@ -118,16 +118,6 @@ def resolve(
         say(f"{done.effect_key}: {done.state} (resolved by {by}); run {done.run_id}: {told}")
 
     run(go())
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(f"--response is not valid JSON: {exc}", code=2)
-    if not isinstance(value, dict):
-        fail('--response must be a JSON object, e.g. \'{"id": "pi_123"}\'', code=2)
-    return value
 
 
 webhook_app = typer.Typer(

@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from aios.cli import agents, audit, dev, inbox, memory, runs, status
+from aios.cli import agents, audit, dev, events, inbox, memory, runs, schedules, status
 from aios.cli.approvals import approvals_app, approvers_app
 from aios.cli.common import console, fail, run, settings
 from aios.cli.effects import effects_app, webhook_app
@@ -24,6 +24,8 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(agents.app, name="agents")
 app.add_typer(audit.app, name="audit")
 app.add_typer(memory.app, name="memory")
+app.add_typer(schedules.app, name="schedules")
+app.add_typer(events.app, name="events")
 app.add_typer(effects_app, name="effects")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(approvers_app, name="approvers")

@@ -98,11 +98,13 @@ def show_run(
     """A run's current state: status, pending approval, every step."""
 
     async def go() -> None:
-        state = await (await _client()).state(run_id)
+        client = await _client()
+        state = await client.state(run_id)
         if as_json:
             console.print_json(state.model_dump_json())
         else:
             print_state(state)
+            say(f"lineage: {' <- '.join(await client.lineage(run_id))}")
 
     run(go())
 
@@ -137,6 +139,8 @@ def print_state(state: RunState) -> None:
     if state.day_cap_override is not None:
         override = state.day_cap_override
         say(f"daily caps overridden by {override.by} at {override.at.isoformat(timespec='seconds')}")
+    if state.delegated_tokens or state.delegated_cost:
+        say(f"child runs spent tokens {state.delegated_tokens}, cost ${state.delegated_cost:.4f}")
     grades = {proposal.step: proposal for proposal in state.proposals}
     rows = []
     for step in state.steps:

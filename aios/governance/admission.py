@@ -24,21 +24,22 @@ import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from aios.errors import AdmissionRefused, InputTooLarge
+from aios.errors import AdmissionRefused, InputTooLarge, ManifestInvalid
 from aios.governance.audit import AuditEntry, append
 from aios.ledger import budget, runs
 from aios.models.manifest import AgentManifest
-from aios.models.run import RunInput, RunState
+from aios.models.run import Cause, RunInput, RunState
 from aios.models.start import Outcome, StartOutcome, StartRequest
 from aios.settings import Settings
-from aios.temporal.search_attributes import AGENT_KEY, CAUSE_KEY, STATE_KEY, VERSION_KEY
+from aios.temporal.search_attributes import run_attributes
 
 AGENT_RUN = "AgentRun"
 # Temporal refuses a payload over 2 MiB (`limit.blobSize.error`, on the dev server as on Cloud)
@@ -50,6 +51,15 @@ MAX_INPUT_BYTES = 2_000_000
 
 # A database connection for one use: a pool's `connection`, or a fresh one the caller closes.
 Connection = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A run admission let through: its id, its input, and its shadow's in a shadow rollout."""
+
+    run_id: str
+    live: RunInput
+    shadow: RunInput | None
 
 
 class Admission:
@@ -65,28 +75,37 @@ class Admission:
 
         Returns the outcome; raises AdmissionRefused or InputTooLarge only for a person's request.
         """
-        manifest = request.manifest or _find_manifest(request.agent)
         run_id = request.run_id or f"{request.agent}-{uuid.uuid4().hex[:10]}"
         try:
-            paused, rollout = await self._admit(manifest)
-            if paused and request.cause.triggered:
-                raise AdmissionRefused(f"agent {manifest.name!r} is paused (kill switch); no run was started")
-            live, shadow = self._inputs(request, manifest, run_id, paused, rollout)
-            # Both checked before either starts: a refused shadow must not leave its live run behind.
-            for checked in (live, shadow):
-                if checked is not None:
-                    await self._check_size(checked)
-        except (AdmissionRefused, InputTooLarge) as refused:
+            admitted = await self.admit(request.model_copy(update={"run_id": run_id}))
+        except (AdmissionRefused, InputTooLarge, ManifestInvalid) as refused:
             if not request.cause.triggered:
                 raise
             return await self._skipped(request, run_id, str(refused))
-        if not await self._start_workflow(live, run_id, request.task_queue):
+        live, shadow = admitted.live, admitted.shadow
+        if not await self.start_workflow(live, run_id, request.task_queue):
             return self._outcome(request, run_id, live, outcome="duplicate", reason="the run id is taken")
         shadow_id = None
         if shadow is not None:
-            shadow_id = f"{run_id}-shadow"
-            await self._start_workflow(shadow, shadow_id, request.task_queue)
+            shadow_id = shadow_run_id(run_id)
+            await self.start_workflow(shadow, shadow_id, request.task_queue)
         return self._outcome(request, run_id, live, outcome="started", shadow_run_id=shadow_id)
+
+    async def admit(self, request: StartRequest) -> Admitted:
+        """The run's input (and its shadow's) once admitted, started by nobody yet: a delegating
+        run starts its child itself, as a child workflow. Raises AdmissionRefused, InputTooLarge
+        or ManifestInvalid (no such agent), whatever the cause."""
+        manifest = request.manifest or _find_manifest(request.agent)
+        run_id = request.run_id or f"{request.agent}-{uuid.uuid4().hex[:10]}"
+        paused, rollout = await self._admit(manifest)
+        if paused and request.cause.triggered:
+            raise AdmissionRefused(f"agent {manifest.name!r} is paused (kill switch); no run was started")
+        live, shadow = self._inputs(request, manifest, run_id, paused, rollout)
+        # Both checked before either starts: a refused shadow must not leave its live run behind.
+        for checked in (live, shadow):
+            if checked is not None:
+                await self._check_size(checked)
+        return Admitted(run_id=run_id, live=live, shadow=shadow)
 
     async def _admit(self, manifest: AgentManifest) -> tuple[bool, tuple[AgentManifest, float, str] | None]:
         async with self._connection() as conn:
@@ -129,6 +148,7 @@ class Admission:
             cause=request.cause,
             max_history_events=request.max_history_events,
             reconcile_within=request.reconcile_within,
+            delegation=request.delegation,
         )
         if shadow is None:
             return live, None
@@ -145,26 +165,16 @@ class Admission:
         if size > MAX_INPUT_BYTES:
             raise InputTooLarge(_too_large(request, size))
 
-    async def _start_workflow(self, request: RunInput, run_id: str, task_queue: str | None) -> bool:
+    async def start_workflow(self, request: RunInput, run_id: str, task_queue: str | None) -> bool:
         """Start the run; False when its id is taken (a trigger's redelivery)."""
-        cause = request.cause.label if request.cause else f"person:{request.requested_by}"
-        attributes = TypedSearchAttributes(
-            [
-                SearchAttributePair(AGENT_KEY, request.agent),
-                SearchAttributePair(VERSION_KEY, request.manifest.version),
-                SearchAttributePair(STATE_KEY, "queued"),
-                SearchAttributePair(CAUSE_KEY, cause),
-            ]
-        )
-        summary = f"{request.agent} ({request.mode}): {_summarize(request.task)}"
         try:
             await self.temporal.start_workflow(
                 AGENT_RUN,
                 request,
                 id=run_id,
                 task_queue=task_queue or self.settings.task_queue,
-                search_attributes=attributes,
-                static_summary=summary[:200],
+                search_attributes=run_attributes(request),
+                static_summary=summary(request),
                 result_type=RunState,
                 # Effect keys derive from the run id: a reused id would find its effects "done".
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -177,18 +187,8 @@ class Admission:
 
     async def _skipped(self, request: StartRequest, run_id: str, reason: str) -> StartOutcome:
         """Record a trigger's firing that started nothing, once per run id."""
-        entry = AuditEntry(
-            event_key=f"{run_id}:admission:skipped",
-            run_id=run_id,
-            step="admission",
-            actor=request.cause.label,
-            action="start",
-            outcome="skipped",
-            rationale=reason,
-            detail={"agent": request.agent, "cause": request.cause.model_dump(mode="json")},
-        )
         async with self._connection() as conn:
-            await append(conn, [entry])
+            await append(conn, [skipped_entry(run_id, request.agent, request.cause, reason)])
         return StartOutcome(
             outcome="skipped", run_id=run_id, agent=request.agent, cause=request.cause, reason=reason
         )
@@ -213,6 +213,29 @@ class Admission:
             shadow_run_id=shadow_run_id,
             reason=reason,
         )
+
+
+def summary(request: RunInput) -> str:
+    """The run's one line in the Web UI: agent, mode and the start of its task."""
+    return f"{request.agent} ({request.mode}): {_summarize(request.task)}"[:200]
+
+
+def shadow_run_id(run_id: str) -> str:
+    return f"{run_id}-shadow"
+
+
+def skipped_entry(run_id: str, agent: str, cause: Cause, reason: str, **detail: Any) -> AuditEntry:
+    """The audit row of a trigger that started nothing: one per run id, however often it fires."""
+    return AuditEntry(
+        event_key=f"{run_id}:admission:skipped",
+        run_id=run_id,
+        step="admission",
+        actor=cause.label,
+        action="start",
+        outcome="skipped",
+        rationale=reason,
+        detail={"agent": agent, "cause": cause.model_dump(mode="json"), **detail},
+    )
 
 
 def _find_manifest(agent: str) -> AgentManifest:

@@ -21,6 +21,7 @@ from aios.errors import AiosError
 from aios.governance.admission import AGENT_RUN
 from aios.governance.manifests import find_manifest
 from aios.governance.subjects import Opener, SubjectVault
+from aios.inbox.fires import skipped_schedule_fires
 from aios.inbox.items import (
     approval_item,
     breaker_item,
@@ -67,14 +68,8 @@ WHERE state = 'unknown' ORDER BY updated_at LIMIT 1000
 ExtraSource = Callable[[AsyncConnection[Any], Client], Awaitable[list[InboxItem]]]
 
 
-async def failed_schedule_fires(conn: AsyncConnection[Any], temporal: Client) -> list[InboxItem]:
-    """Extension point for issue 12: a schedule's fire that admission refused or that failed
-    becomes an `InboxKind.FAILED_SCHEDULE_FIRE` item here. Nothing records such fires yet."""
-    return []
-
-
-EXTRA_SOURCES: list[ExtraSource] = [failed_schedule_fires]
-"""More kinds of items (schedule fires, drift alarms) plug in here."""
+EXTRA_SOURCES: list[ExtraSource] = [skipped_schedule_fires]
+"""Kinds of items read from elsewhere (a drift alarm would plug in here)."""
 
 
 async def collect(

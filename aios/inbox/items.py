@@ -184,6 +184,22 @@ def stuck_item(problem: RunStuck, agent: str | None) -> InboxItem:
     )
 
 
+def skipped_fire_item(cause: str, run_id: str, agent: str, reason: str, refused_at: datetime) -> InboxItem:
+    """A schedule's fire that admission refused (`cause` is `schedule:AGENT/NAME`)."""
+    schedule = cause.removeprefix("schedule:")
+    return InboxItem(
+        kind=InboxKind.SKIPPED_SCHEDULE_FIRE,
+        key=f"skipped_fire:{schedule}",
+        since=refused_at,
+        title=f"schedule {schedule} fired and started nothing",
+        agent=agent,
+        context={"schedule": schedule, "run_id": run_id, "reason": reason},
+        suggested="fix what refused it (the reason), then fire it again; it leaves the inbox when "
+        "a later fire starts a run, or after a day",
+        command=f"aios schedules trigger {shlex.quote(schedule)}",
+    )
+
+
 def _proposal(state: RunState, step: int) -> Proposal | None:
     return next((p for p in state.proposals if p.step == step), None)
 

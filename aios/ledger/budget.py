@@ -104,22 +104,25 @@ def _exceeded_cap(
     request: BudgetRequest, run_tokens: int, run_cost: float, day_tokens: int, day_cost: float
 ) -> tuple[BudgetCap, str]:
     """Which cap the reservation would break (its kind and why), or ("", "")."""
+    # What the run's children spent counts in its run budget (workflows/delegation.py).
+    with_children = (run_tokens + request.delegated_tokens, run_cost + request.delegated_cost)
     checks: list[tuple[bool, BudgetCap, str, float, float]] = [
         (
-            run_tokens + request.tokens > request.tokens_per_run,
+            with_children[0] + request.tokens > request.tokens_per_run,
             "run",
             "tokens per run",
-            run_tokens,
+            with_children[0],
             request.tokens_per_run,
         ),
         (
-            run_cost + request.cost > request.cost_per_run,
+            with_children[1] + request.cost > request.cost_per_run,
             "run",
             "cost per run",
-            run_cost,
+            with_children[1],
             request.cost_per_run,
         ),
     ]
+    checks += _ceiling_checks(request, with_children)
     # An operator's override lets this run's turns past the daily caps; they still count there.
     if not request.override_day:
         checks += [
@@ -142,6 +145,20 @@ def _exceeded_cap(
         if exceeded:
             return kind, f"the {cap} cap would be exceeded: {spent:g} spent of {limit:g}"
     return "", ""
+
+
+def _ceiling_checks(
+    request: BudgetRequest, spent: tuple[int, float]
+) -> list[tuple[bool, BudgetCap, str, float, float]]:
+    """A child run may spend no more than its parent had left when it delegated."""
+    checks: list[tuple[bool, BudgetCap, str, float, float]] = []
+    if request.ceiling_tokens is not None:
+        over = spent[0] + request.tokens > request.ceiling_tokens
+        checks.append((over, "run", "parent run's tokens", spent[0], request.ceiling_tokens))
+    if request.ceiling_cost is not None:
+        over = spent[1] + request.cost > request.ceiling_cost
+        checks.append((over, "run", "parent run's cost", spent[1], request.ceiling_cost))
+    return checks
 
 
 async def settle(conn: AsyncConnection[Any], *, reservation_key: str, tokens: int, cost: float) -> None:

@@ -176,7 +176,7 @@ async def prune(conn: AsyncConnection[Any], *, older_than_days: int) -> int:
     return cursor.rowcount
 
 
-# -- reconciliation (DESIGN.md decision 4): settling an effect whose outcome is unknown ------
+# -- reconciliation (docs/ARCHITECTURE.md, decision 4): settling an effect whose outcome is unknown --
 
 # Conditional: only an open effect is settled, so the first conclusive answer wins and a
 # finished outcome is never rewritten. The row as it then stands comes back either way.

@@ -29,11 +29,10 @@ behind something that verifies the sender before exposing it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +48,7 @@ from aios.ledger import effects
 from aios.models.base import Payload
 from aios.settings import Settings
 from aios.store.migrate import redact_url
+from aios.web.server import HttpAnswer, HttpRequest, HttpServer
 
 log = logging.getLogger("aios.ledger.webhooks")
 
@@ -56,7 +56,6 @@ RECONCILE_WORKFLOW = "ReconcileEffect"
 WEBHOOK_SIGNAL = "webhook"
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_BODY_BYTES = 1 << 20
-READ_TIMEOUT_SECONDS = 10.0
 WEBHOOK_PATH = "/webhooks/"
 Outcome = Literal["succeeded", "failed"]
 
@@ -252,91 +251,23 @@ class WebhookIngestor:
 # -- the HTTP endpoint ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    body: dict[str, Any]
+class WebhookServer(HttpServer):
+    """`POST /webhooks/<source>` with a JSON event (aios/web/server.py serves it).
 
-
-REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Payload Too Large",
-    503: "Service Unavailable",
-}
-
-
-class WebhookServer:
-    """A small HTTP/1.1 server: `POST /webhooks/<source>` with a JSON event; `GET /healthz`.
-
-    One request per connection (the answer closes it), bodies up to 1 MiB. A malformed event
-    gets 400 with the reason; an event that could not be kept gets 503 so the sender retries;
-    a kept or duplicate event gets 200 with what happened to it.
+    Bodies up to 1 MiB. A malformed event gets 400 with the reason; an event that could not be
+    kept gets 503 so the sender retries; a kept or duplicate event gets 200 with what happened.
     """
 
     def __init__(self, ingestor: WebhookIngestor) -> None:
+        super().__init__(self._route, max_body=MAX_BODY_BYTES)
         self._ingestor = ingestor
 
-    async def serve(
-        self,
-        *,
-        host: str,
-        port: int,
-        stop: asyncio.Event,
-        on_ready: Callable[[str, int], None] | None = None,
-    ) -> None:
-        server = await asyncio.start_server(self._connection, host, port)
-        async with server:
-            bound = server.sockets[0].getsockname()
-            if on_ready is not None:
-                on_ready(str(bound[0]), int(bound[1]))
-            await stop.wait()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                answer = await asyncio.wait_for(self._request(reader), READ_TIMEOUT_SECONDS)
-            except TimeoutError:
-                answer = HttpAnswer(400, {"error": "the request did not arrive in time"})
-            except (ValueError, asyncio.IncompleteReadError, UnicodeDecodeError):
-                answer = HttpAnswer(400, {"error": "malformed HTTP request"})
-            data = json.dumps(answer.body).encode()
-            head = (
-                f"HTTP/1.1 {answer.status} {REASONS.get(answer.status, 'Error')}\r\n"
-                "Content-Type: application/json\r\n"
-                f"Content-Length: {len(data)}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + data)
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass  # the sender went away; it retries on its own
-        finally:
-            writer.close()
-
-    async def _request(self, reader: asyncio.StreamReader) -> HttpAnswer:
-        method, target, _version = (await reader.readline()).decode("latin-1").strip().split(" ", 2)
-        headers: dict[str, str] = {}
-        while True:
-            line = (await reader.readline()).decode("latin-1")
-            if line in ("\r\n", "\n", ""):
-                break
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0") or 0)
-        if length < 0 or length > MAX_BODY_BYTES:
-            return HttpAnswer(413, {"error": f"a webhook body may have at most {MAX_BODY_BYTES} bytes"})
-        body = await reader.readexactly(length) if length else b""
-        path = target.split("?", 1)[0]
-        if path == "/healthz":
-            return HttpAnswer(200, {"ok": True})
-        if not path.startswith(WEBHOOK_PATH):
-            return HttpAnswer(404, {"error": f"no such endpoint {path!r}; POST /webhooks/<source>"})
-        if method != "POST":
-            return HttpAnswer(405, {"error": f"{method} is not allowed; POST a JSON event"})
-        return await self._ingest(path.removeprefix(WEBHOOK_PATH), body)
+    async def _route(self, request: HttpRequest) -> HttpAnswer:
+        if not request.path.startswith(WEBHOOK_PATH):
+            return HttpAnswer(404, {"error": f"no such endpoint {request.path!r}; POST /webhooks/<source>"})
+        if request.method != "POST":
+            return HttpAnswer(405, {"error": f"{request.method} is not allowed; POST a JSON event"})
+        return await self._ingest(request.path.removeprefix(WEBHOOK_PATH), request.body)
 
     async def _ingest(self, source: str, body: bytes) -> HttpAnswer:
         try:

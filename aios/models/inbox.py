@@ -18,7 +18,7 @@ class InboxKind(StrEnum):
     UNKNOWN_EFFECT = "unknown_effect"  # the ledger cannot say whether an effect happened
     OPEN_BREAKER = "open_breaker"  # a connector's circuit breaker is open
     STUCK_RUN = "stuck_run"  # a run's workflow task keeps failing
-    FAILED_SCHEDULE_FIRE = "failed_schedule_fire"  # issue 12's schedules: an extension point
+    SKIPPED_SCHEDULE_FIRE = "skipped_schedule_fire"  # admission refused a schedule's fire
 
 
 class WebUiAction(Payload):

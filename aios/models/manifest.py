@@ -20,6 +20,11 @@ from aios.models.triggers import TriggersSpec
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
 ACTION_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
+# The connector of an action that hands its task to another agent (workflows/delegation.py).
+AGENT_CONNECTOR = "agent"
+# An action's delegation fields, left out of the version hash while unset: adding them did not
+# change what earlier manifests mean, so it must not change their versions either.
+DELEGATION_DEFAULTS = {"agent": None, "wait": True}
 
 
 class RiskClass(StrEnum):
@@ -59,6 +64,36 @@ class ActionSpec(Strict):
     compensation_only: bool = Field(
         default=False, description="never proposed by the model; only run as a compensation"
     )
+    agent: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="for `connector: agent`: the agent whose run this action starts, as a child run",
+    )
+    wait: bool = Field(
+        default=True,
+        description="for `connector: agent`: wait for the child run and take its outcome as the "
+        "action's result (false: the action succeeds once the child has started)",
+    )
+
+    @model_validator(mode="after")
+    def _delegation_complete(self) -> ActionSpec:
+        if self.connector == AGENT_CONNECTOR:
+            if self.agent is None:
+                raise ValueError(
+                    "connector `agent` needs `agent: <name>`, the agent to delegate to (agents/<name>.yaml)"
+                )
+            if self.compensation is not None:
+                raise ValueError(
+                    "a delegating action is undone by the child run's own saga; remove `compensation`"
+                )
+        elif self.agent is not None:
+            raise ValueError(f"`agent` applies only to `connector: agent`, not {self.connector!r}")
+        return self
+
+    @property
+    def delegates(self) -> bool:
+        """This action starts another agent's run (workflows/delegation.py)."""
+        return self.connector == AGENT_CONNECTOR
 
 
 class SlaSpec(Strict):
@@ -156,6 +191,10 @@ class AgentManifest(Strict):
         # Not its triggers: when an agent runs is not how it behaves, and a changed schedule
         # must not start a canary or make earlier runs look like another version's.
         content = self.model_dump(mode="json", exclude={"triggers"})
+        for action in content["actions"].values():
+            for name, default in DELEGATION_DEFAULTS.items():
+                if action.get(name) == default:
+                    del action[name]
         if self.policy.verified_over is None:
             # Unset, it leaves the hash of every manifest from before it unchanged.
             del content["policy"]["verified_over"]

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from aios.models.base import Payload
+from aios.models.events import RunEvent
 from aios.models.manifest import ActionSpec, AgentManifest, Grade
 
 # Temporal refuses histories past 51,200 events and warns from 10,240: runs move to a fresh
@@ -65,6 +66,16 @@ class Cause(Payload):
         return self.kind is not CauseKind.PERSON
 
 
+class Delegation(Payload):
+    """A run started by another run's `connector: agent` action: its place in the chain, and
+    the budget its parent had left when it delegated (the child may spend no more)."""
+
+    parent_run_id: str
+    depth: int = Field(ge=1, description="1: a child of a run a person or trigger started")
+    ceiling_tokens: int = Field(ge=0, description="tokens the parent run had left")
+    ceiling_cost: float = Field(ge=0, description="cost the parent run had left")
+
+
 class RunInput(Payload):
     agent: str
     manifest: AgentManifest
@@ -86,6 +97,7 @@ class RunInput(Payload):
         description="how long an effect's reconciler asks before the operator is needed "
         "(None: the reconciler's default, an hour)",
     )
+    delegation: Delegation | None = Field(default=None, description="set when another run started this one")
 
 
 class ProposedAction(Payload):
@@ -268,6 +280,15 @@ class RunState(Payload):
         default=None, description="paused on a daily cap: when the budget day turns and the run resumes"
     )
     day_cap_override: DayCapOverride | None = None
+    events_received: list[RunEvent] = Field(
+        default_factory=list, description="events for its subject that arrived while it ran (on_busy: signal)"
+    )
+    delegated_tokens: int = Field(default=0, description="what the run's child runs spent, rolled up")
+    delegated_cost: float = 0.0
+    handed_up: list[ActionCall] = Field(
+        default_factory=list,
+        description="a completed child run's undo, handed to its parent's saga (nested sagas)",
+    )
 
     @property
     def ended(self) -> bool:
@@ -285,6 +306,7 @@ class PlanRequest(Payload):
     task: dict[str, Any]
     done_actions: list[str] = Field(default_factory=list, description="executed or decided")
     context: list[str] = Field(default_factory=list, description="recalled memories")
+    events: list[RunEvent] = Field(default_factory=list, description="events that arrived while it ran")
 
 
 class PlanResponse(Payload):
@@ -310,6 +332,12 @@ class BudgetRequest(Payload):
     override_day: bool = Field(
         default=False, description="the daily caps are not checked (operator override)"
     )
+    delegated_tokens: int = Field(default=0, ge=0, description="child runs' spend, counted in the run's")
+    delegated_cost: float = Field(default=0.0, ge=0)
+    ceiling_tokens: int | None = Field(
+        default=None, description="a child run: what its parent had left; it may spend no more"
+    )
+    ceiling_cost: float | None = None
 
 
 BudgetCap = Literal["", "run", "day"]
@@ -477,8 +505,10 @@ class RunCarry(Payload):
     override_day: bool = False
     event_count: int = Field(ge=0, description="audit keys go on from here")
     compensations: list[ActionCall] = Field(default_factory=list, description="the saga, oldest first")
+    children: int = Field(default=0, ge=0, description="child runs started (the fan-out limit counts them)")
     continuations: int = Field(ge=1, description="how many histories the run has had before this one")
 
 
 RunInput.model_rebuild()
+RunState.model_rebuild()
 ThinkResult.model_rebuild()

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from aios.models.base import Payload
 from aios.models.manifest import AgentManifest
-from aios.models.run import DEFAULT_MAX_HISTORY_EVENTS, Cause
+from aios.models.run import DEFAULT_MAX_HISTORY_EVENTS, Cause, Delegation
 
 Outcome = Literal["started", "skipped", "duplicate"]
 
@@ -31,6 +31,15 @@ class StartRequest(Payload):
     task_queue: str | None = None
     max_history_events: int = Field(default=DEFAULT_MAX_HISTORY_EVENTS, ge=50)
     reconcile_within: timedelta | None = None
+    after: str | None = Field(
+        default=None, description="DispatchRun starts the run once this run has ended (on_busy: queue)"
+    )
+    await_end: bool = Field(
+        default=False,
+        description="DispatchRun waits for the started run to end: a Schedule's overlap policy then "
+        "sees the run as the firing still going",
+    )
+    delegation: Delegation | None = Field(default=None, description="a child run's place in its chain")
 
 
 class StartOutcome(Payload):

@@ -1,7 +1,7 @@
 """The Temporal CLI dev server: finding or building the binary, starting it, checking it.
 
 The binary comes from, in order: TEMPORAL_CLI, `temporal` on PATH, `<data_dir>/bin/temporal`
-built with `go install` when Go is present (DESIGN.md decision 1).
+built with `go install` when Go is present (docs/ARCHITECTURE.md, decision 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Payload encryption: an AES-256-GCM payload codec and the keyring it reads (DESIGN.md decision 11).
+"""Payload encryption: an AES-256-GCM payload codec and its keyring (docs/ARCHITECTURE.md, decision 11).
 
 Every payload Temporal stores (inputs, results, signals, memos, summaries, failure details)
 leaves the process as `binary/encrypted`: the whole original Payload (metadata and data) is

@@ -1,4 +1,4 @@
-"""Large Temporal payloads in Postgres: a driver for the SDK's ExternalStorage (DESIGN.md decision 9).
+"""Large Temporal payloads in Postgres: an ExternalStorage driver (docs/ARCHITECTURE.md, decision 9).
 
 The data converter first encodes a payload (pydantic JSON, then the AES-GCM codec) and only then
 offers it to ExternalStorage: one of at least AIOS_PAYLOAD_OFFLOAD_THRESHOLD bytes comes to this

@@ -4,7 +4,8 @@ SMTP has no idempotency key, so the connector never repeats a send by itself: Te
 retry is the only loop, and a retried effect carries the same Message-ID, which lets the
 receiving side (and the operator) recognise the duplicate a lost reply can cause.
 
-Params: `to` (an address, a comma-separated list, or a list), `subject`, `body` (or `message`).
+Params: `to` (an address, a comma-separated list, or a list), `subject` (or `title`, for agents whose
+task `subject` names whom the run is about), `body` (or `message`).
 Replies map to the error tree: 4xx is transient (retryable), 5xx permanent (ClientError).
 """
 
@@ -96,7 +97,7 @@ class EmailConnector:
         try:
             message["From"] = self._config.sender
             message["To"] = ", ".join(recipients)
-            message["Subject"] = str(request.params.get("subject", ""))
+            message["Subject"] = str(request.params.get("subject") or request.params.get("title", ""))
         except ValueError as exc:  # a line break in a header: header injection, never sent
             raise ClientError(f"action {request.action!r} (email): {exc}") from exc
         message["Date"] = formatdate(usegmt=True)

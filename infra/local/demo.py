@@ -6,7 +6,9 @@ a local mail sink for email) and a worker on its own task queue, then runs two r
 1. a refund over the approval threshold: the run waits, the operator approves it with the
    CLI (the Web UI's signal form would do the same), the refund and the reply go out;
 2. a refund whose reply bounces: the run undoes the refund (a saga) and ends compensated;
-3. the operator's loop: a refund waits, the operator's inbox shows it, alice receives the
+3. the workforce on its own (workforce_demo.py): triggers applied, a mail -> inbox triage ->
+   refund desk waiting for approval -> approved; the invoice chaser's schedule fired now.
+4. the operator's loop: a refund waits, the operator's inbox shows it, alice receives the
    approval mail, and its signed approve link (on `aios approvals serve`) settles it.
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 import httpx
 from mailsink import MailSink  # beside this script
 from psycopg_pool import AsyncConnectionPool
+from workforce_demo import workforce
 
 from aios.approvals.approvers import ApproverBook
 from aios.approvals.server import ApprovalServer
@@ -174,7 +177,7 @@ async def approved_by_link(client: AiosClient, settings: Settings, mail: Path) -
             )
         )
         try:
-            say(f"3. $ aios approvers add {APPROVER} --email alice@shop.example   (done)")
+            say(f"5. $ aios approvers add {APPROVER} --email alice@shop.example   (done)")
             started = await client.start_run("refund-desk", {**REQUEST, "order": "o-1003"})
             await wait_until_waiting(client, started.run_id)
             say(f"   Started {started.run_id}; it waits. The operator's inbox:")
@@ -203,9 +206,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+async def approve_as(client: AiosClient, run_id: str) -> None:
+    say(f"   The operator approves: `aios approve {run_id} --as {APPROVER}`")
+    await client.decide(run_id, "approve", approver=APPROVER)
+
+
 async def main() -> None:
     # The bounce in part 2 is expected: keep the worker's failure tracebacks out of the story.
     logging.getLogger("temporalio").setLevel(logging.ERROR)
+    home_queue = os.environ.get("AIOS_TASK_QUEUE", "aios")
     stripe, stripe_url = start_stripe_mock()
     sink = MailSink(ROOT / ".aios" / "mail").start()
     approvals_port = _free_port()
@@ -232,6 +241,8 @@ async def main() -> None:
         await approved_refund(client)
         say()
         await bounced_reply(client)
+        say()
+        await workforce(client, say, approve=lambda run_id: approve_as(client, run_id), home_queue=home_queue)
         say()
         await approved_by_link(client, settings, ROOT / ".aios" / "mail")
         say()

@@ -14,6 +14,8 @@ from typing import Any
 
 from playwright.async_api import Locator, Page, expect
 
+# The list page renders after its visibility query; a busy 2-core machine takes seconds.
+LIST_WAIT_MS = 10_000
 STEP_TIMEOUT_MS = 15_000
 
 
@@ -37,10 +39,10 @@ class TemporalWebUi:
         link = self.page.get_by_role("link", name=run_id, exact=True)
         for _ in range(attempts - 1):
             await self.page.goto(self.workflows_url(query))
-            if await _shows(link, within_ms=3_000):
+            if await _shows(link, within_ms=LIST_WAIT_MS):
                 return link
         await self.page.goto(self.workflows_url(query))
-        await expect(link).to_be_visible(timeout=3_000)
+        await expect(link).to_be_visible(timeout=LIST_WAIT_MS)
         return link
 
     async def open_signal_form(self) -> Locator:

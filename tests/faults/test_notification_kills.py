@@ -56,8 +56,9 @@ async def wait_until(condition: Callable[[], bool], within: float = 30) -> None:
 
 
 async def notify_settled(client: Client, run_id: str) -> bool:
-    """No notify.send activity is pending on the run any more."""
-    description = await client.get_workflow_handle(run_id).describe()
+    """The approval notice's Notify workflow has no notify.send activity pending any more."""
+    notice = f"notify-{run_id}/approval_requested/step-2"
+    description = await client.get_workflow_handle(notice).describe()
     pending = description.raw_description.pending_activities
     return not any(activity.activity_type.name == "notify.send" for activity in pending)
 

@@ -30,7 +30,8 @@ from connectors.errors import ConnectFailed, RateLimited, ServerError, TimeoutEr
 from connectors.http_base import ResilientHttp, RetryPolicy
 from tests.support.effect_server import EffectServer, Fault
 
-CLIENT_TIMEOUT = 0.5
+CLIENT_TIMEOUT = 0.5  # for the answer; connecting may take longer on a loaded machine
+CONNECT_TIMEOUT = 10.0
 HANG = 1.5  # past the client's timeout
 RETRY = RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.2, max_retry_after=1.0)
 
@@ -53,7 +54,9 @@ def sleep() -> RecordedSleep:
 
 @pytest.fixture
 async def http_connector(sleep: RecordedSleep) -> AsyncIterator[HttpActionConnector]:
-    http = ResilientHttp("http", timeout=httpx.Timeout(CLIENT_TIMEOUT), retry=RETRY, sleep=sleep)
+    http = ResilientHttp(
+        "http", timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=CONNECT_TIMEOUT), retry=RETRY, sleep=sleep
+    )
     yield HttpActionConnector(http=http)
     await http.aclose()
 

@@ -22,6 +22,7 @@ from tests.support.broken_workflows import BrokenApprovals
 from tests.support.cli import run_aios
 from tests.support.effect_server import EffectServer
 from tests.support.env import child_env
+from tests.support.inbox import item_for
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import wait_for_status
 from workers.main import run_worker
@@ -35,21 +36,6 @@ REFUND = {"customer": "c-inbox", "amount": 250}
 
 def aios_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return run_aios(*args, env=child_env(settings, COLUMNS="250", AIOS_TASK_QUEUE=settings.task_queue))
-
-
-async def item_for(
-    client: AiosClient, key: str, *, present: bool = True, within: float = 30
-) -> InboxItem | None:
-    """The inbox item with this key once it is there (or, present=False, once it is gone)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        found = next((item for item in await client.inbox() if item.key == key), None)
-        if (found is not None) == present:
-            return found
-        if loop.time() > deadline:
-            raise AssertionError(f"inbox item {key} {'never came' if present else 'never left'}")
-        await asyncio.sleep(0.2)
 
 
 async def settle_by_cli(settings: Settings, item: InboxItem) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""Large payloads live in Postgres, not in Temporal's history (DESIGN.md decision 9).
+"""Large payloads live in Postgres, not in Temporal's history (docs/ARCHITECTURE.md, decision 9).
 
 The driver against the real database (round trip, one row per content hash, a missing or altered
 row, forgetting), then real runs on the dev server with a worker in this process: a workflow

@@ -45,7 +45,8 @@ from tests.support.manifests import unique_agent
 from workers.main import run_worker
 from workflows.reconcile import ReconcileEffectWorkflow
 
-CLIENT_TIMEOUT = 0.5
+CLIENT_TIMEOUT = 0.5  # for the answer only: the connect gets CONNECT_TIMEOUT
+CONNECT_TIMEOUT = 10.0  # a loaded machine can stall the event loop past 0.5 s before connecting
 HANG = 2.0  # past the client's timeout
 FAST = timedelta(milliseconds=300)
 
@@ -54,8 +55,13 @@ def new_key(action: str = "charge") -> str:
     return f"rec-{uuid.uuid4().hex[:10]}/step-1/{action}"
 
 
+def impatient(timeout: float) -> httpx.Timeout:
+    """Gives up waiting for the answer after `timeout`, but not on connecting: the test is about answers."""
+    return httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)
+
+
 def http_connector(timeout: float = CLIENT_TIMEOUT) -> HttpActionConnector:
-    http = ResilientHttp("http", timeout=httpx.Timeout(timeout), retry=RetryPolicy(max_attempts=1))
+    http = ResilientHttp("http", timeout=impatient(timeout), retry=RetryPolicy(max_attempts=1))
     return HttpActionConnector(http=http)
 
 
@@ -295,7 +301,7 @@ async def impatient_client(
     stack_settings: Settings, temporal_client: Client, task_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AiosClient]:
     """A worker whose HTTP client gives up after CLIENT_TIMEOUT (the server hangs for longer)."""
-    monkeypatch.setattr(activities.deps, "HTTP_TIMEOUT", httpx.Timeout(CLIENT_TIMEOUT))
+    monkeypatch.setattr(activities.deps, "HTTP_TIMEOUT", impatient(CLIENT_TIMEOUT))
     async with worker_on(stack_settings, temporal_client, task_queue) as client:
         yield client
 

@@ -86,3 +86,15 @@ async def audit_story(settings: Settings, run_id: str) -> list[audit.AuditRow]:
 async def audit_outcomes(settings: Settings, run_id: str) -> list[tuple[str, str, str]]:
     """(actor, action, outcome) of each of the run's audit rows, in the run's order."""
     return [(row.actor, row.action, row.outcome) for row in await audit_story(settings, run_id)]
+
+
+async def runs_caused_by(client: Client, cause: str, *, expected: int = 1) -> list[str]:
+    """The AgentRun ids whose AiosCause is `cause`, once visibility lists `expected` of them."""
+    query = f"WorkflowType = 'AgentRun' AND AiosCause = '{cause}'"
+    found: list[str] = []
+    for _ in range(150):
+        found = [execution.id async for execution in client.list_workflows(query)]
+        if len(found) >= expected:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{expected} run(s) caused by {cause} expected; visibility lists {found}")

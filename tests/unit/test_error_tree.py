@@ -38,6 +38,8 @@ WIRE_NAMES = {
     errors.CompactionNotFound: "CompactionNotFound",
     errors.ActMissing: "ActMissing",
     errors.ActionFailed: "ActionFailed",
+    errors.DelegationRefused: "DelegationRefused",
+    errors.DelegationFailed: "DelegationFailed",
     connector_errors.ConnectorError: "ConnectorError",
     connector_errors.TransportError: "TransportError",
     connector_errors.ConnectFailed: "ConnectFailed",

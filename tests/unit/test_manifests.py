@@ -95,7 +95,12 @@ def test_the_noop_worker_has_three_harmless_steps() -> None:
 
 def test_every_shipped_manifest_is_valid() -> None:
     results = list_manifests(SHIPPED)
-    assert [path.name for path, _ in results] == ["noop-worker.yaml", "refund-desk.yaml"]
+    assert [path.name for path, _ in results] == [
+        "inbox-triage.yaml",
+        "invoice-chaser.yaml",
+        "noop-worker.yaml",
+        "refund-desk.yaml",
+    ]
     assert all(isinstance(outcome, AgentManifest) for _, outcome in results)
 
 
@@ -284,7 +289,7 @@ def test_an_unknown_agent_lists_the_known_ones(project: Path, name: str) -> None
     with pytest.raises(ManifestInvalid) as caught:
         find_manifest(name)
     assert f"no agent named {name!r}" in str(caught.value)
-    assert "known agents: noop-worker, refund-desk" in str(caught.value)
+    assert "known agents: inbox-triage, invoice-chaser, noop-worker, refund-desk" in str(caught.value)
 
 
 def test_a_missing_agents_directory_says_how_to_point_at_one(tmp_path: Path) -> None:
@@ -298,7 +303,13 @@ def test_list_includes_broken_files_in_name_order(project: Path) -> None:
     write(project / "agents", "a-broken", "name: a-broken\nactions: {}\n")
     (project / "agents" / "notes.txt").write_text("not a manifest")
     results = list_manifests()
-    assert [path.name for path, _ in results] == ["a-broken.yaml", "noop-worker.yaml", "refund-desk.yaml"]
+    assert [path.name for path, _ in results] == [
+        "a-broken.yaml",
+        "inbox-triage.yaml",
+        "invoice-chaser.yaml",
+        "noop-worker.yaml",
+        "refund-desk.yaml",
+    ]
     broken = results[0][1]
     assert isinstance(broken, ManifestInvalid)
     assert "actions: Dictionary should have at least 1 item" in str(broken)
@@ -384,4 +395,4 @@ def test_show_of_an_unknown_agent_lists_the_known_ones(project: Path) -> None:
     result = invoke("show", "refund")
     assert result.exit_code == 1
     assert "no agent named 'refund'" in result.output
-    assert "known agents: noop-worker, refund-desk" in result.output
+    assert "known agents: inbox-triage, invoice-chaser, noop-worker, refund-desk" in result.output

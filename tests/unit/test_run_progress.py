@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import ValidationError
 
+from aios.models.events import RunEvent
 from aios.models.manifest import Grade, RiskClass
 from aios.models.run import (
     ActionCall,
@@ -56,6 +57,9 @@ NOT_DEFAULT: dict[str, Any] = {
     "awaiting_operator": EffectInDoubt(effect_key="k", step=2, action="refund", since=WHEN, reason="?"),
     "paused_until": WHEN,
     "day_cap_override": DayCapOverride(by="ann", at=WHEN),
+    "received": [RunEvent(event_id="evt-1", topic="refund.requested", data={"amount": 30})],
+    "delegated_tokens": 321,
+    "delegated_cost": 0.25,
     "step": 4,
     "paused": True,
     "resumes": 2,
@@ -63,6 +67,7 @@ NOT_DEFAULT: dict[str, Any] = {
     "extra_cost": 1.5,
     "override_day": True,
     "event_count": 19,
+    "children": 3,
 }
 
 

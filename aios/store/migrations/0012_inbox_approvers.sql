@@ -24,3 +24,6 @@ CREATE TABLE IF NOT EXISTS aios_used_links (
 -- The inbox reads runs by what they wait for, and the ledger's unknown effects.
 CREATE INDEX IF NOT EXISTS aios_runs_status_idx ON aios_runs (status, updated_at);
 CREATE INDEX IF NOT EXISTS aios_effects_unknown_idx ON aios_effects (updated_at) WHERE state = 'unknown';
+
+-- The inbox reads a schedule's refused fires (aios/inbox/fires.py): few rows, so a partial index.
+CREATE INDEX IF NOT EXISTS aios_audit_skipped_idx ON aios_audit (actor, id) WHERE outcome = 'skipped';

@@ -1,0 +1,1 @@
+"""aios's small HTTP endpoints (webhooks, events): one loopback-first server, routes per room."""
