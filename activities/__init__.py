@@ -49,7 +49,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         RetentionActivities(deps).apply,
         *_admission(deps),
         DelegationActivities(deps).admit,
-        NotifyActivities(deps).send,
+        *_notify(deps),
         ApprovalActivities(deps).verify_link,
     ]
 
@@ -57,3 +57,8 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
 def _admission(deps: ActivityDeps) -> list[Callable[..., Any]]:
     admission = AdmissionActivities(deps)
     return [admission.start, admission.await_end]
+
+
+def _notify(deps: ActivityDeps) -> list[Callable[..., Any]]:
+    notify = NotifyActivities(deps)
+    return [notify.send, notify.digest]

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import psycopg
@@ -48,6 +48,7 @@ from aios.models import PingInput, PingResult
 from aios.models.events import Published
 from aios.models.inbox import InboxItem
 from aios.models.manifest import AgentManifest
+from aios.models.notify import NoticeOutcome
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
     Cause,
@@ -61,6 +62,12 @@ from aios.models.run import (
     RunState,
 )
 from aios.models.start import StartOutcome, StartRequest
+from aios.notify.digest_schedule import (
+    digest_schedule,
+    remove_digest_schedule,
+    send_digest_now,
+    set_digest_schedule,
+)
 from aios.settings import Settings
 from aios.temporal.connection import connect
 from aios.temporal.search_attributes import AGENT_KEY, CAUSE_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
@@ -655,6 +662,24 @@ class AiosClient:
         identifier = schedules.resolve_schedule_id(name)
         async with self._boundary():
             await schedules.set_schedule_paused(self.temporal, identifier, paused, note or "aios schedules")
+
+    # -- the daily digest (aios/notify/digest.py) --------------------------------------------------
+
+    async def schedule_digest(self, recipients: list[str], *, at: time, timezone: str = "UTC") -> bool:
+        """Send the digest to these approvers every day at `at` (True: the Schedule is new)."""
+        schedule = digest_schedule(self.settings.task_queue, at, timezone, recipients)
+        async with self._boundary():
+            return await set_digest_schedule(self.temporal, schedule)
+
+    async def unschedule_digest(self) -> bool:
+        """Stop the daily digest (False: none was scheduled)."""
+        async with self._boundary():
+            return await remove_digest_schedule(self.temporal)
+
+    async def send_digest(self, recipients: list[str]) -> NoticeOutcome:
+        """Send today's digest now, through a worker; sent already today, it goes out no more."""
+        async with self._boundary():
+            return await send_digest_now(self.temporal, self.settings.task_queue, recipients)
 
     # -- events (aios/events/) -----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from workflows.versions import NOTIFY_PATCH
 with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from aios.models.manifest import ActionSpec, AgentManifest, RiskClass
-    from aios.models.notify import Notice, NoticeKind
+    from aios.models.notify import DigestRequest, Notice, NoticeKind, NoticeOutcome
     from aios.models.run import PendingApproval
 
 NOTIFY_WORKFLOW = "Notify"
@@ -36,6 +36,8 @@ NOTIFY_RETRY = RetryPolicy(
 )
 # A notice nobody could receive within two days is given up (the inbox still shows the item).
 NOTIFY_HORIZON = timedelta(days=2)
+DIGEST_WORKFLOW = "Digest"
+DIGEST_HORIZON = timedelta(hours=20)  # past it, the next day's digest says it all
 RECALLED_SHOWN = 3
 
 
@@ -56,6 +58,24 @@ class NotifyWorkflow:
             )
         except ActivityError as error:
             workflow.logger.warning("notice %s given up: %s", notice_workflow_id(notice), error.cause)
+
+
+@workflow.defn(name=DIGEST_WORKFLOW)
+class DigestWorkflow:
+    """Sends the day's digest (aios/notify/digest.py): started by the `aios-digest` Schedule or
+    `aios digest send`; the day is the workflow's, so a retry or replay names the same one."""
+
+    @workflow.run
+    async def run(self, request: DigestRequest) -> NoticeOutcome:
+        today = request.model_copy(update={"day": request.day or workflow.now().date()})
+        return await workflow.execute_activity_method(
+            NotifyActivities.digest,
+            today,
+            start_to_close_timeout=NOTIFY_TIMEOUT,
+            heartbeat_timeout=NOTIFY_HEARTBEAT_TIMEOUT,
+            schedule_to_close_timeout=DIGEST_HORIZON,
+            retry_policy=NOTIFY_RETRY,
+        )
 
 
 def notice_workflow_id(notice: Notice) -> str:

@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from aios.cli import agents, audit, dev, events, inbox, memory, runs, schedules, status
+from aios.cli import agents, audit, dev, digest, events, inbox, memory, runs, schedules, status
 from aios.cli.approvals import approvals_app, approvers_app
 from aios.cli.common import console, fail, run, settings
 from aios.cli.effects import effects_app, webhook_app
@@ -30,6 +30,7 @@ app.add_typer(effects_app, name="effects")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(approvers_app, name="approvers")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(digest.app, name="digest")
 app.registered_commands += runs.app.registered_commands
 app.registered_commands += status.app.registered_commands
 app.registered_commands += inbox.app.registered_commands

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -17,6 +17,7 @@ NoticeKind = Literal[
     "auto_and_notify",
     "budget_pause",
     "needs_operator",
+    "digest",  # the daily digest (aios/notify/digest.py): not about one run
 ]
 # The kinds whose message carries approve and reject links.
 DECISION_KINDS = frozenset({"approval_requested", "approval_reminder", "approval_escalated"})
@@ -44,6 +45,13 @@ class Notice(Payload):
 
     def effect_key(self, recipient: str, channel: str) -> str:
         return f"{self.run_id}/notify/{self.kind}/{self.ref}/{recipient}/{channel}"
+
+
+class DigestRequest(Payload):
+    """What the Digest workflow sends, and to whom (approver names)."""
+
+    recipients: list[str] = Field(min_length=1, description="approver names (`aios approvers add`)")
+    day: date | None = Field(default=None, description="the digest's day; the workflow sets today's")
 
 
 class NoticeOutcome(Payload):

@@ -19,6 +19,7 @@ TITLES = {
     "auto_and_notify": "acted without approval (the policy asks to tell you)",
     "budget_pause": "paused on its budget",
     "needs_operator": "needs you: an effect's outcome is unknown",
+    "digest": "daily digest",
 }
 
 
@@ -65,10 +66,12 @@ def compose(notice: Notice, approver: Approver, base_url: str, now: datetime) ->
     if notice.decision_links:
         approve = decision_url(base_url, approver, notice, "approve", now)
         reject = decision_url(base_url, approver, notice, "reject", now)
-    subject = f"[aios] {notice.agent} {TITLES[notice.kind]}: {notice.action}" + (
-        f" ({notice.amount:g})" if notice.amount is not None else ""
-    )
-    lines = [notice.summary, "", f"run: {notice.run_id}"]
+    subject = f"[aios] {notice.agent} {TITLES[notice.kind]}"
+    subject += f": {notice.action}" if notice.action else ""
+    subject += f" ({notice.amount:g})" if notice.amount is not None else ""
+    lines = [notice.summary, ""]
+    if notice.kind != "digest":
+        lines.append(f"run: {notice.run_id}")
     if notice.step is not None:
         lines.append(f"step: {notice.step}")
     for name, value in notice.context.items():
