@@ -1,7 +1,8 @@
 """A small asyncio HTTP/1.1 server for aios's inbound endpoints: one request per connection.
 
-Each endpoint (webhooks that settle effects, events that start runs) is a `Route`: an async
-function from a parsed `HttpRequest` to an `HttpAnswer` with a JSON body. The server reads the
+Each endpoint (webhooks that settle effects, events that start runs, the decision links' page)
+is a `Route`: an async function from a parsed `HttpRequest` to an `HttpAnswer`, a JSON body or
+an HTML page. The server reads the
 request line, headers and a body of at most `max_body` bytes within a deadline, answers, and
 closes the connection; `GET /healthz` is answered for every route. It binds to loopback unless
 told otherwise: put a TLS-terminating reverse proxy in front before exposing it.
@@ -38,6 +39,8 @@ class HttpRequest:
 class HttpAnswer:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+    html: str | None = None  # a page instead of the JSON body
+    headers: Mapping[str, str] = field(default_factory=dict)  # beside Content-Type and -Length
 
 
 Route = Callable[[HttpRequest], Awaitable[HttpAnswer]]
@@ -101,14 +104,18 @@ class HttpServer:
 
 
 def _encode(answer: HttpAnswer) -> bytes:
-    data = json.dumps(answer.body).encode()
+    if answer.html is None:
+        data, kind = json.dumps(answer.body).encode(), "application/json"
+    else:
+        data, kind = answer.html.encode(), "text/html; charset=utf-8"
     try:
         reason = HTTPStatus(answer.status).phrase
     except ValueError:
         reason = "Error"
+    extra = "".join(f"{name}: {value}\r\n" for name, value in answer.headers.items())
     head = (
         f"HTTP/1.1 {answer.status} {reason}\r\n"
-        "Content-Type: application/json\r\n"
+        f"Content-Type: {kind}\r\n{extra}"
         f"Content-Length: {len(data)}\r\n"
         "Connection: close\r\n\r\n"
     )

@@ -102,17 +102,7 @@ async def approved_refund(client: AiosClient) -> None:
     say(f'   {{"approver": "{APPROVER}", "note": "checked the order"}}. Here the CLI does it:')
     command = ["aios", "approve", started.run_id, "--as", APPROVER, "--note", "checked the order"]
     say(f"   $ {shlex.join(command)}")
-    # Asynchronously: the worker shares this event loop and must answer the CLI's update.
-    cli = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aios.cli",
-        *command[1:],
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await cli.communicate()
-    say("   " + output.decode().strip())
+    say("   " + (await aios_cli(*command[1:])).strip())
     final = await client.result(started.run_id)
     say(f"   Outcome: {final.status.value}. Steps:")
     say(steps_table(final))
