@@ -5,6 +5,7 @@ whose firing runs the same workflow; a bad time is refused in one line."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -27,9 +28,10 @@ from tests.support.smtp_server import smtp_server_fixture  # noqa: F401  (the fi
 pytestmark = pytest.mark.integration
 
 
-def aios(loop: OperatorLoop, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_aios(
-        *args, env=child_env(loop.settings, COLUMNS="250", AIOS_TASK_QUEUE=loop.settings.task_queue)
+async def aios(loop: OperatorLoop, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a thread: the worker answering it runs on this test's event loop."""
+    return await asyncio.to_thread(
+        run_aios, *args, env=child_env(loop.settings, COLUMNS="250", AIOS_TASK_QUEUE=loop.settings.task_queue)
     )
 
 
@@ -61,7 +63,7 @@ async def test_the_digest_lists_what_waits_and_goes_once_a_day(
     )
     await wait_for_status(loop.client, started.run_id, RunStatus.WAITING_APPROVAL)
 
-    sent = aios(loop, "digest", "send", "--to", reader, "--to", "nobody-here")
+    sent = await aios(loop, "digest", "send", "--to", reader, "--to", "nobody-here")
     assert sent.returncode == 0, sent.stderr
     assert "nobody-here: no such approver" in sent.stdout and "digest: 1 delivered" in sent.stdout
     [mail] = await loop.mails(1, kind="daily digest")
@@ -72,7 +74,7 @@ async def test_the_digest_lists_what_waits_and_goes_once_a_day(
     assert f"settle: aios approve {started.run_id} --step 2 --as alice" in body
     assert "runs: " in body and "waiting_approval" in body  # the day's work
 
-    again = aios(loop, "digest", "send", "--to", reader)
+    again = await aios(loop, "digest", "send", "--to", reader)
     assert again.returncode == 0 and "digest: 1 delivered" in again.stdout, again
     assert len(await loop.mails(2, kind="daily digest", within=1)) == 1  # once a day per person
 
@@ -81,7 +83,7 @@ async def test_the_digest_schedule_fires_the_same_workflow(
     operator_loop: OperatorLoop, reader: str, temporal_client: Client
 ) -> None:
     loop = operator_loop
-    scheduled = aios(
+    scheduled = await aios(
         loop, "digest", "schedule", "--to", reader, "--at", "07:30", "--timezone", "Europe/Paris"
     )
     assert scheduled.returncode == 0 and "every day at 07:30 Europe/Paris" in scheduled.stdout, scheduled
@@ -101,19 +103,20 @@ async def test_the_digest_schedule_fires_the_same_workflow(
                 f"WorkflowType = 'Digest' AND WorkflowId STARTS_WITH '{DIGEST_SCHEDULE_ID}-20'"
             )
         ]
-        outcome = await temporal_client.get_workflow_handle(fired[0].id).result(result_type=NoticeOutcome)
+        handle_of_fired = temporal_client.get_workflow_handle(fired[0].id, result_type=NoticeOutcome)
+        outcome = await handle_of_fired.result()
         assert outcome.delivered == [
             f"digest/notify/digest/{outcome.delivered[0].split('/')[3]}/{reader}/email"
         ]
     finally:
-        removed = aios(loop, "digest", "unschedule")
+        removed = await aios(loop, "digest", "unschedule")
     assert removed.returncode == 0 and "digest unscheduled" in removed.stdout, removed
-    assert aios(loop, "digest", "unschedule").stdout.strip() == "no digest was scheduled"
+    assert (await aios(loop, "digest", "unschedule")).stdout.strip() == "no digest was scheduled"
 
 
-def test_a_bad_time_or_zone_is_refused_in_one_line(operator_loop: OperatorLoop) -> None:
-    bad_time = aios(operator_loop, "digest", "schedule", "--to", "alice", "--at", "25:00")
+async def test_a_bad_time_or_zone_is_refused_in_one_line(operator_loop: OperatorLoop) -> None:
+    bad_time = await aios(operator_loop, "digest", "schedule", "--to", "alice", "--at", "25:00")
     assert bad_time.returncode == 2 and "not a time of day; give HH:MM" in bad_time.stderr
     assert "Traceback" not in bad_time.stderr and len(bad_time.stderr.strip().splitlines()) == 1
-    bad_zone = aios(operator_loop, "digest", "schedule", "--to", "alice", "--timezone", "Mars/Olympus")
+    bad_zone = await aios(operator_loop, "digest", "schedule", "--to", "alice", "--timezone", "Mars/Olympus")
     assert bad_zone.returncode == 2 and "not a time zone" in bad_zone.stderr
