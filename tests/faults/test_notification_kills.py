@@ -25,7 +25,7 @@ from aios.settings import Settings
 from tests.faults.support import WorkerProcess
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest
-from tests.support.operator_loop import APPROVERS, effects_of, loop_settings
+from tests.support.operator_loop import APPROVERS, effects_of, loop_settings, pending_notice_sends
 from tests.support.ports import free_port
 from tests.support.runs import wait_for_status
 from tests.support.smtp_server import SmtpServer, smtp_server_fixture  # noqa: F401  (the fixture)
@@ -55,14 +55,6 @@ async def wait_until(condition: Callable[[], bool], within: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
-async def notify_settled(client: Client, run_id: str) -> bool:
-    """The approval notice's Notify workflow has no notify.send activity pending any more."""
-    notice = f"notify-{run_id}/approval_requested/step-2"
-    description = await client.get_workflow_handle(notice).describe()
-    pending = description.raw_description.pending_activities
-    return not any(activity.activity_type.name == "notify.send" for activity in pending)
-
-
 async def test_a_worker_killed_while_mailing_an_approval_does_not_mail_it_twice(
     stack_settings: Settings,
     temporal_client: Client,
@@ -89,7 +81,7 @@ async def test_a_worker_killed_while_mailing_an_approval_does_not_mail_it_twice(
         second = WorkerProcess(queue, tmp_path / "worker.log", settings, env=worker_env(settings))
         await wait_for_status(client, started.run_id, RunStatus.WAITING_APPROVAL)
         for _ in range(600):  # the retry (after the 2 s heartbeat timeout) finds it in flight
-            if await notify_settled(temporal_client, started.run_id):
+            if not await pending_notice_sends(temporal_client, started.run_id):
                 break
             await asyncio.sleep(0.1)
         else:

@@ -28,6 +28,7 @@ from tests.support.operator_loop import (
     follow,
     links_in,
     operator_loop_fixture,  # noqa: F401  (the fixture)
+    pending_notice_sends,
 )
 from tests.support.runs import audit_story, wait_for_state, wait_for_status
 from tests.support.smtp_server import smtp_server_fixture  # noqa: F401  (the fixture)
@@ -233,10 +234,7 @@ async def test_quiet_hours_hold_a_notice_until_they_end(
         await loop.book.add(conn, "alice", email="alice@example.com", webhook=None, quiet_hours=window)
     run_id = await start_waiting(loop, refund_like_manifest(effect_server.url))
     for _ in range(300):
-        description = await loop.client.handle(run_id).describe()
-        pending = [
-            a for a in description.raw_description.pending_activities if a.activity_type.name == "notify.send"
-        ]
+        pending = await pending_notice_sends(loop.client.temporal, run_id)
         if pending and pending[0].last_failure.application_failure_info.type:
             break
         await asyncio.sleep(0.05)

@@ -148,3 +148,15 @@ async def effects_of(settings: Settings, run_id: str) -> list[tuple[str, str, st
             (run_id,),
         )
         return [(str(k), str(c), str(s)) for k, c, s in await cursor.fetchall()]
+
+
+async def pending_notice_sends(
+    client: Client, run_id: str, kind: str = "approval_requested", ref: str = "step-2"
+) -> list[Any]:
+    """The notice's `notify.send` activity while it is pending (its Notify workflow's)."""
+    try:
+        description = await client.get_workflow_handle(f"notify-{run_id}/{kind}/{ref}").describe()
+    except RPCError:  # not started yet
+        return []
+    pending = description.raw_description.pending_activities
+    return [activity for activity in pending if activity.activity_type.name == "notify.send"]
