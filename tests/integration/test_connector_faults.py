@@ -54,7 +54,9 @@ def sleep() -> RecordedSleep:
 
 @pytest.fixture
 async def http_connector(sleep: RecordedSleep) -> AsyncIterator[HttpActionConnector]:
-    http = ResilientHttp("http", timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=CONNECT_TIMEOUT), retry=RETRY, sleep=sleep)
+    http = ResilientHttp(
+        "http", timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=CONNECT_TIMEOUT), retry=RETRY, sleep=sleep
+    )
     yield HttpActionConnector(http=http)
     await http.aclose()
 
