@@ -11,7 +11,7 @@ import json
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -158,6 +158,21 @@ class ModelSpec(Strict):
     tokens_per_turn_estimate: int = Field(default=800, gt=0, description="reserved before a call")
 
 
+Minutes = Annotated[float, Field(ge=0)]
+
+
+class ValueSpec(Strict):
+    """What the agent's work is worth: the minutes a person would have spent on it (`aios report`)."""
+
+    minutes_saved_per_run: Minutes = Field(
+        default=0.0, description="minutes a person would spend doing one run's task by hand"
+    )
+    minutes_saved_per_action: dict[str, Minutes] = Field(
+        default_factory=dict,
+        description="extra minutes per executed step of an action, e.g. {send_nudge: 3}",
+    )
+
+
 class AgentManifest(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -170,6 +185,9 @@ class AgentManifest(Strict):
     budget: BudgetSpec = BudgetSpec()
     mode: Literal["live", "shadow"] = "live"
     triggers: TriggersSpec = TriggersSpec()
+    value: ValueSpec | None = Field(
+        default=None, description="the minutes a run saves a person; unset, `aios report` counts none"
+    )
 
     @model_validator(mode="after")
     def _actions_consistent(self) -> AgentManifest:
@@ -183,14 +201,28 @@ class AgentManifest(Strict):
                 )
         if all(action.compensation_only for action in self.actions.values()):
             raise ValueError("at least one action must be proposable (not compensation_only)")
+        self._value_consistent()
         return self
+
+    def _value_consistent(self) -> None:
+        """Minutes are declared for the agent's own proposable actions (an undo saves nobody time)."""
+        if self.value is None:
+            return
+        for name in self.value.minutes_saved_per_action:
+            where = f"value.minutes_saved_per_action.{name}"
+            action = self.actions.get(name)
+            if action is None:
+                raise ValueError(f"{where}: not one of the actions: {', '.join(self.actions)}")
+            if action.compensation_only:
+                raise ValueError(f"{where}: a compensation_only action only undoes work; it saves no minutes")
 
     @property
     def version(self) -> str:
         """The content hash: equal manifests have equal versions, whatever their file says."""
         # Not its triggers: when an agent runs is not how it behaves, and a changed schedule
-        # must not start a canary or make earlier runs look like another version's.
-        content = self.model_dump(mode="json", exclude={"triggers"})
+        # must not start a canary or make earlier runs look like another version's. Nor its
+        # value: a better estimate of the minutes a run saves changes no run.
+        content = self.model_dump(mode="json", exclude={"triggers", "value"})
         for action in content["actions"].values():
             for name, default in DELEGATION_DEFAULTS.items():
                 if action.get(name) == default:
