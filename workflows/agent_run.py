@@ -56,10 +56,12 @@ with workflow.unsafe.imports_passed_through():
     from aios.governance.policy import grade_action, rides_in_next_think, turns_ahead
     from aios.models.manifest import AGENT_CONNECTOR, ActionSpec, Grade
     from aios.models.run import (
+        TOLD_STEPS,
         ActionCall,
         ActionResult,
         BudgetGrant,
         BudgetRequest,
+        DoneStep,
         EffectInDoubt,
         PlanRequest,
         PlanResponse,
@@ -70,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         Settlement,
         SlotRequest,
+        StepRecord,
         StepStatus,
         ThinkRequest,
         ThinkResult,
@@ -330,15 +333,39 @@ class AgentRunWorkflow(Delegating):
 
     def _plan_request(self, turn: int, memories: list[str], act: ApprovedAct | None) -> PlanRequest:
         done = [step.action for step in self._run.steps]
+        told = [self._told(step) for step in self._run.steps[-TOLD_STEPS:]]
+        if act is not None:  # performed before the model is asked; a failure ends the run anyway
+            call = act.call
+            told.append(
+                DoneStep(
+                    step=call.step,
+                    action=call.action,
+                    status="executed",
+                    params=call.params,
+                    effect_key=call.effect_key,
+                )
+            )
         return PlanRequest(
             run_id=self._run.run_id,
             turn=turn,
             manifest=self._manifest,
             task=self._run.request.task,
-            # The act is performed before the model is asked; a failure ends the run anyway.
             done_actions=[*done, act.call.action] if act else done,
+            done=told[-TOLD_STEPS:],
             context=memories,
             events=list(self._run.received),
+        )
+
+    def _told(self, step: StepRecord) -> DoneStep:
+        """What the model is told of a step: its params, status, and where its result is."""
+        proposal = next((p for p in reversed(self._run.proposals) if p.step == step.step), None)
+        return DoneStep(
+            step=step.step,
+            action=step.action,
+            status=step.status,
+            params=proposal.proposed.params if proposal else {},
+            effect_key=step.effect_key,
+            error=str(step.detail.get("error", "")),
         )
 
     def _budget_request(self, turn: int) -> BudgetRequest:
