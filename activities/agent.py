@@ -22,6 +22,7 @@ from aios.governance.policy import chained_act
 from aios.governance.slots import free_ended_slots
 from aios.governance.subjects import SubjectVault, run_subject
 from aios.ledger import budget, runs
+from aios.ledger.effects import EffectRecord
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
     TOLD_STEPS,
@@ -194,11 +195,12 @@ class AgentActivities:
                 "OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 for Ollama",
                 non_retryable=True,
             )
-        async with self._pool.connection() as conn:
-            ledger = await ledger_results(conn, request.done, self._subjects)
-        response = await provider.chat(
-            _chat_request(request, tool_messages(request.done_actions, request.done, ledger))
-        )
+        ledger: dict[str, EffectRecord] = {}
+        if any(step.effect_key for step in request.done):  # a first turn touches no database
+            async with self._pool.connection() as conn:
+                ledger = await ledger_results(conn, request.done, self._subjects)
+        results = tool_messages(request.done_actions, request.done, ledger)
+        response = await provider.chat(_chat_request(request, results))
         cost = response.total_tokens / 1000 * manifest.model.cost_per_1k_tokens
         return PlanResponse(
             done=not response.tool_calls,
