@@ -39,6 +39,7 @@ from workflows.effects import (
     start_execute,
 )
 from workflows.notifications import notify, run_notice
+from workflows.outcome_memory import start_remembering
 from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
 from workflows.versions import (
@@ -637,8 +638,11 @@ class AgentRunWorkflow(Delegating):
         await self._despite_cancellation(
             asyncio.ensure_future(workflow.wait_condition(workflow.all_handlers_finished))
         )
+        remembering = start_remembering(self._run.snapshot(), self._manifest, self._run.request)
         # Fused: the last record frees the slot in its own transaction.
         await self._despite_cancellation(self._start_record(release=slot if self._run.fused else None))
+        if remembering is not None:
+            await self._despite_cancellation(remembering)
 
 
 def _child_detail(child: dict[str, Any] | None) -> dict[str, Any]:
