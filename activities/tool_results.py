@@ -28,14 +28,9 @@ _REDACT = Redactor()  # no known secrets here: the credential patterns alone
 async def ledger_results(
     conn: AsyncConnection[Any], done: list[DoneStep], vault: SubjectVault
 ) -> dict[str, effects.EffectRecord]:
-    """The ledger's row of each told step that has one, by effect key."""
-    found: dict[str, effects.EffectRecord] = {}
-    for step in done:
-        if step.effect_key is not None:
-            record = await effects.find(conn, step.effect_key, vault=vault)
-            if record is not None:
-                found[step.effect_key] = record
-    return found
+    """The ledger's row of each told step that has one, by effect key (one query)."""
+    keys = [step.effect_key for step in done if step.effect_key is not None]
+    return await effects.find_many(conn, keys, vault=vault) if keys else {}
 
 
 def tool_messages(
