@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from aios.errors import ActionFailed, ActMissing, RunAborted, application_error
     from aios.governance.policy import grade_action, rides_in_next_think, turns_ahead
     from aios.models.manifest import AGENT_CONNECTOR, ActionSpec, Grade
+    from aios.models.notify import Notice
     from aios.models.run import (
         TOLD_STEPS,
         ActionCall,
@@ -287,30 +288,34 @@ class AgentRunWorkflow(Delegating):
         self._run.paused_until = until
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
-        await notify(
-            run_notice(
-                "budget_pause",
-                run_id=self._run.run_id,
-                manifest=self._manifest,
-                ref=f"turn-{self._run.turn}/resume-{resumes}",
-                summary=f"{self._manifest.name} paused on its budget: {grant.reason}",
-                context={
-                    "run_tokens": grant.run_tokens,
-                    "run_cost": grant.run_cost,
-                    "day_tokens": grant.day_tokens,
-                    "day_cost": grant.day_cost,
-                    "until": until.isoformat() if until else None,
-                    "settle": f"aios resume {self._run.run_id} --extra-cost 1.0",
-                },
-            )
-        )
+        # Told while the pause's timer starts, in the same workflow task: the wait is what the
+        # pause is, the notice goes beside it.
+        notice = asyncio.ensure_future(notify(self._budget_notice(grant, until, resumes)))
         if until is None:
             await workflow.wait_condition(lambda: self._run.resumes > resumes)
         else:
             await self._wait_for_budget_day(until, resumes)
+        await notice
         self._run.paused_until = None
         await self._acknowledge()
         self._set_status(RunStatus.RUNNING)
+
+    def _budget_notice(self, grant: BudgetGrant, until: datetime | None, resumes: int) -> Notice:
+        return run_notice(
+            "budget_pause",
+            run_id=self._run.run_id,
+            manifest=self._manifest,
+            ref=f"turn-{self._run.turn}/resume-{resumes}",
+            summary=f"{self._manifest.name} paused on its budget: {grant.reason}",
+            context={
+                "run_tokens": grant.run_tokens,
+                "run_cost": grant.run_cost,
+                "day_tokens": grant.day_tokens,
+                "day_cost": grant.day_cost,
+                "until": until.isoformat() if until else None,
+                "settle": f"aios resume {self._run.run_id} --extra-cost 1.0",
+            },
+        )
 
     def _budget_day_turns(self, grant: BudgetGrant) -> datetime | None:
         """When a daily cap's pause ends by itself (the next budget day), or None: a per-run
