@@ -39,6 +39,7 @@ from workflows.effects import (
     start_execute,
 )
 from workflows.notifications import notify, run_notice
+from workflows.outcome_memory import start_remembering
 from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
 from workflows.versions import (
@@ -57,10 +58,12 @@ with workflow.unsafe.imports_passed_through():
     from aios.models.manifest import AGENT_CONNECTOR, ActionSpec, Grade
     from aios.models.notify import Notice
     from aios.models.run import (
+        TOLD_STEPS,
         ActionCall,
         ActionResult,
         BudgetGrant,
         BudgetRequest,
+        DoneStep,
         EffectInDoubt,
         PlanRequest,
         PlanResponse,
@@ -71,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         Settlement,
         SlotRequest,
+        StepRecord,
         StepStatus,
         ThinkRequest,
         ThinkResult,
@@ -335,15 +339,39 @@ class AgentRunWorkflow(Delegating):
 
     def _plan_request(self, turn: int, memories: list[str], act: ApprovedAct | None) -> PlanRequest:
         done = [step.action for step in self._run.steps]
+        told = [self._told(step) for step in self._run.steps[-TOLD_STEPS:]]
+        if act is not None:  # performed before the model is asked; a failure ends the run anyway
+            call = act.call
+            told.append(
+                DoneStep(
+                    step=call.step,
+                    action=call.action,
+                    status="executed",
+                    params=call.params,
+                    effect_key=call.effect_key,
+                )
+            )
         return PlanRequest(
             run_id=self._run.run_id,
             turn=turn,
             manifest=self._manifest,
             task=self._run.request.task,
-            # The act is performed before the model is asked; a failure ends the run anyway.
             done_actions=[*done, act.call.action] if act else done,
+            done=told[-TOLD_STEPS:],
             context=memories,
             events=list(self._run.received),
+        )
+
+    def _told(self, step: StepRecord) -> DoneStep:
+        """What the model is told of a step: its params, status, and where its result is."""
+        proposal = next((p for p in reversed(self._run.proposals) if p.step == step.step), None)
+        return DoneStep(
+            step=step.step,
+            action=step.action,
+            status=step.status,
+            params=proposal.proposed.params if proposal else {},
+            effect_key=step.effect_key,
+            error=str(step.detail.get("error", "")),
         )
 
     def _budget_request(self, turn: int) -> BudgetRequest:
@@ -615,8 +643,11 @@ class AgentRunWorkflow(Delegating):
         await self._despite_cancellation(
             asyncio.ensure_future(workflow.wait_condition(workflow.all_handlers_finished))
         )
+        remembering = start_remembering(self._run.snapshot(), self._manifest, self._run.request)
         # Fused: the last record frees the slot in its own transaction.
         await self._despite_cancellation(self._start_record(release=slot if self._run.fused else None))
+        if remembering is not None:
+            await self._despite_cancellation(remembering)
 
 
 def _child_detail(child: dict[str, Any] | None) -> dict[str, Any]:
