@@ -66,7 +66,8 @@ def _outcome_text(state: RunState, subject: str) -> str:
     ended = ENDED.get(state.status, state.status.value)
     steps = "; ".join(_step_words(step, _proposal(state, step.step)) for step in state.steps) or "none"
     about = f" for {subject}" if subject else ""
-    return f"Run {state.run_id}{about} {ended}: {state.outcome or 'no outcome given'}. Steps: {steps}."
+    outcome = (state.outcome or "no outcome given").rstrip(".")
+    return f"Run {state.run_id}{about} {ended}: {outcome}. Steps: {steps}."
 
 
 def _fact_text(state: RunState, step: StepRecord) -> str:
@@ -76,11 +77,14 @@ def _fact_text(state: RunState, step: StepRecord) -> str:
     return f"In run {state.run_id}, step {step.step}: {step.action}({shown}) was executed."
 
 
+# A saga's undo steps are recorded under their own (compensation) action.
+STEP_WORDS = {"compensated": "ran to undo the steps before", "compensation_failed": "failed to undo"}
+
+
 def _step_words(step: StepRecord, proposal: Proposal | None) -> str:
     amount = proposal.proposed.amount if proposal else None
     shown = f" {amount:g}" if amount is not None else ""
-    undone = " (undone)" if step.status == "compensated" else ""
-    return f"{step.action}{shown} {step.status}{undone}"
+    return f"{step.action}{shown} {STEP_WORDS.get(step.status, step.status)}"
 
 
 def _proposal(state: RunState, step: int) -> Proposal | None:

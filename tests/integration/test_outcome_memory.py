@@ -42,7 +42,8 @@ async def test_the_next_run_for_the_customer_recalls_the_first_run_s_outcome(
     [outcome] = await remembered_by(aios_client.settings, first.run_id)
     assert (outcome.kind, outcome.subject, outcome.source_run) == ("outcome", customer, first.run_id)
     assert f"Run {first.run_id} for {customer} completed" in outcome.text
-    assert "charge 50 executed" in outcome.text and f"version:{first.manifest_version}" in outcome.tags
+    assert "Steps: charge executed; payout 50 executed." in outcome.text
+    assert f"version:{first.manifest_version}" in outcome.tags
 
     second = await run_for(aios_client, effect_server, customer)
     assert any(outcome.text in line for line in second.recalled), second.recalled
@@ -67,4 +68,5 @@ async def test_a_compensated_run_remembers_the_undoing_not_the_deed(
     assert ended.status is RunStatus.COMPENSATED, ended.outcome
     [outcome] = await remembered_by(aios_client.settings, ended.run_id)
     assert "did not finish and its steps were undone (compensated)" in outcome.text
-    assert "charge 50 compensated (undone)" in outcome.text and " completed" not in outcome.text
+    assert "Steps: charge executed; payout 50 failed; refund ran to undo the steps before." in outcome.text
+    assert " completed" not in outcome.text

@@ -49,10 +49,12 @@ def test_an_outcome_is_one_memory_with_its_provenance() -> None:
 
 
 def test_a_compensated_run_says_undone() -> None:
-    state = ended(RunStatus.COMPENSATED, ("refund", "compensated", 25.0), ("reply", "failed", None))
-    [outcome] = outcome_memories(state, with_memory(), "c-1")
-    assert "did not finish and its steps were undone" in outcome.text
-    assert "refund 25 compensated (undone)" in outcome.text and "completed" not in outcome.text
+    steps = [("refund", "executed", 25.0), ("reply", "failed", None), ("take_back", "compensated", 25.0)]
+    [outcome] = outcome_memories(ended(RunStatus.COMPENSATED, *steps), with_memory(), "c-1")
+    assert "did not finish and its steps were undone" in outcome.text and "completed" not in outcome.text
+    assert (
+        "Steps: refund 25 executed; reply failed; take_back 25 ran to undo the steps before." in outcome.text
+    )
 
 
 def test_facts_add_one_memory_per_executed_step_and_none_remembers_nothing() -> None:
