@@ -72,7 +72,8 @@ def psi(baseline: Mapping[str, int], window: Mapping[str, int]) -> float:
 def chi_square(baseline: Mapping[str, int], window: Mapping[str, int]) -> tuple[float, int]:
     """Pearson's chi-square of homogeneity of two count vectors: (statistic, degrees of freedom).
 
-    Cells expected fewer than MIN_EXPECTED times on either side are pooled into one."""
+    Cells expected fewer than MIN_EXPECTED times on either side are pooled into one (which
+    joins the smallest other cell when it is still that rare)."""
     b_total, w_total = sum(baseline.values()), sum(window.values())
     if b_total == 0 or w_total == 0:
         return 0.0, 0
@@ -92,20 +93,28 @@ def chi_square(baseline: Mapping[str, int], window: Mapping[str, int]) -> tuple[
 def _pooled(
     baseline: Mapping[str, int], window: Mapping[str, int], b_total: int, w_total: int
 ) -> list[tuple[int, int]]:
-    grand = b_total + w_total
     cells: list[tuple[int, int]] = []
     other = [0, 0]
     for key in sorted(set(baseline) | set(window)):
         b_count, w_count = baseline.get(key, 0), window.get(key, 0)
-        column = b_count + w_count
-        if min(column * b_total, column * w_total) / grand < MIN_EXPECTED:
+        if _expected_min(b_count + w_count, b_total, w_total) < MIN_EXPECTED:
             other[0] += b_count
             other[1] += w_count
         else:
             cells.append((b_count, w_count))
-    if sum(other):
+    if not sum(other):
+        return cells
+    if cells and _expected_min(sum(other), b_total, w_total) < MIN_EXPECTED:
+        smallest = min(range(len(cells)), key=lambda index: sum(cells[index]))  # still too rare: join it
+        cells[smallest] = (cells[smallest][0] + other[0], cells[smallest][1] + other[1])
+    else:
         cells.append((other[0], other[1]))
     return cells
+
+
+def _expected_min(column: int, b_total: int, w_total: int) -> float:
+    """The smaller of a cell's two expected counts."""
+    return min(column * b_total, column * w_total) / (b_total + w_total)
 
 
 def chi_square_p(statistic: float, dof: int) -> float:
