@@ -16,8 +16,9 @@ small sample) and one that says it is large enough to matter (a huge sample make
   approximation asks.
 - **Rates** (approval: the share of steps sent to a person; rejection: the share of those a
   person or an expired SLA rejected; compensation: the share of runs that ended compensated):
-  a two-proportion z-test, moved when |z| >= 3.29 (p < 0.001, two-sided) *and* the rate moved
-  by at least 5 points. An absolute threshold rather than a relative one because these rates
+  a two-proportion z-test (pooled, with Yates' continuity correction), moved when |z| >= 3.29
+  (p < 0.001, two-sided) *and* the rate moved by at least 5 points; a rate whose sides expect
+  fewer than 5 hits or misses is "too rare to test" (the normal approximation fails there). An absolute threshold rather than a relative one because these rates
   are often near zero, where 1% to 2% "doubles" and means nothing.
 - **Means** (confidence per proposal, tokens and cost per run): Welch's z on the two means,
   moved when |z| >= 3.29 *and* the mean moved by at least 10% of the baseline's.
@@ -155,7 +156,9 @@ def judge_mix(baseline: Mapping[str, int], window: Mapping[str, int]) -> Judgeme
 
 
 def two_proportion_z(b_hits: int, b_total: int, w_hits: int, w_total: int) -> float:
-    """z of the difference of two proportions, with the pooled proportion's standard error."""
+    """z of the difference of two proportions, with the pooled proportion's standard error and
+    Yates' continuity correction (the counts are whole numbers: without it small samples
+    false-alarm more often than the threshold says)."""
     if b_total == 0 or w_total == 0:
         return 0.0
     pooled = (b_hits + w_hits) / (b_total + w_total)
@@ -163,19 +166,30 @@ def two_proportion_z(b_hits: int, b_total: int, w_hits: int, w_total: int) -> fl
     difference = w_hits / w_total - b_hits / b_total
     if error == 0:
         return 0.0  # both sides all hits or all misses: nothing moved
-    return difference / error
+    corrected = max(0.0, abs(difference) - (1 / b_total + 1 / w_total) / 2)
+    return math.copysign(corrected, difference) / error
+
+
+def rate_testable(b_hits: int, b_total: int, w_hits: int, w_total: int) -> bool:
+    """The normal approximation holds: each side expects at least MIN_EXPECTED hits and misses."""
+    if b_total == 0 or w_total == 0:
+        return False
+    pooled = (b_hits + w_hits) / (b_total + w_total)
+    return min(b_total, w_total) * min(pooled, 1 - pooled) >= MIN_EXPECTED
 
 
 def judge_rate(b_hits: int, b_total: int, w_hits: int, w_total: int) -> Judgement:
-    """A rate: moved when |z| >= 3.29 and it moved by at least 5 points."""
+    """A rate: moved when |z| >= 3.29 and it moved by at least 5 points (and each side expects
+    at least 5 hits and 5 misses, else the test is not trusted and nothing moved)."""
     base = b_hits / b_total if b_total else 0.0
     now = w_hits / w_total if w_total else 0.0
     z = two_proportion_z(b_hits, b_total, w_hits, w_total)
+    testable = rate_testable(b_hits, b_total, w_hits, w_total)
     return Judgement(
         baseline=base,
         window=now,
-        statistic=f"z {z:+.2f} (n {b_total}/{w_total})",
-        moved=abs(z) >= Z_THRESHOLD and abs(now - base) >= RATE_POINTS,
+        statistic=f"z {z:+.2f} (n {b_total}/{w_total})" + ("" if testable else ", too rare to test"),
+        moved=testable and abs(z) >= Z_THRESHOLD and abs(now - base) >= RATE_POINTS,
     )
 
 

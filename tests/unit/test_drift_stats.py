@@ -86,6 +86,16 @@ def test_a_rate_moves_only_when_significant_and_five_points_or_more() -> None:
     assert two_proportion_z(0, 100, 0, 100) == 0.0  # nothing on either side: nothing moved
 
 
+def test_a_rate_too_rare_for_the_normal_approximation_is_not_judged() -> None:
+    judged = judge_rate(2, 700, 3, 20)  # 0.3% -> 15%, but the window expects under one hit
+    assert not judged.moved and judged.statistic.endswith("too rare to test")
+
+
+def test_the_continuity_correction_shrinks_z_on_small_samples() -> None:
+    plain = (12 / 40 - 4 / 40) / math.sqrt(0.2 * 0.8 * (2 / 40))
+    assert 0 < two_proportion_z(4, 40, 12, 40) < plain
+
+
 def test_a_mean_moves_only_when_significant_and_ten_percent_or_more() -> None:
     base = [100.0 + (i % 10) for i in range(200)]
     assert judge_mean(base, [150.0 + (i % 10) for i in range(50)]).moved
