@@ -18,8 +18,9 @@ small sample) and one that says it is large enough to matter (a huge sample make
   person or an expired SLA rejected; compensation: the share of runs that ended compensated):
   a two-proportion z-test (pooled, with Yates' continuity correction), moved when |z| >= 3.29
   (p < 0.001, two-sided) *and* the rate moved by at least 5 points; a rate whose sides expect
-  fewer than 5 hits or misses is "too rare to test" (the normal approximation fails there). An absolute threshold rather than a relative one because these rates
-  are often near zero, where 1% to 2% "doubles" and means nothing.
+  fewer than 5 hits or misses is "too rare to test" (the normal approximation fails there).
+  An absolute threshold rather than a relative one because these rates are often near zero,
+  where 1% to 2% "doubles" and means nothing.
 - **Means** (confidence per proposal, tokens and cost per run): Welch's z on the two means,
   moved when |z| >= 3.29 *and* the mean moved by at least 10% of the baseline's.
 
