@@ -15,16 +15,20 @@ from activities.actions import ActionActivities, as_application_error
 from activities.audit import run_entries
 from activities.deps import ActivityDeps
 from activities.memory import describe_run
+from activities.tool_results import ledger_results, tool_messages
 from aios.errors import ModelNotConfigured, NoSlotYet, application_error
 from aios.governance.audit import append
 from aios.governance.policy import chained_act
 from aios.governance.slots import free_ended_slots
 from aios.governance.subjects import SubjectVault, run_subject
 from aios.ledger import budget, runs
+from aios.ledger.effects import EffectRecord
 from aios.models.manifest import AgentManifest
 from aios.models.run import (
+    TOLD_STEPS,
     ActionCall,
     ActionResult,
+    DoneStep,
     PlanRequest,
     PlanResponse,
     ProposedAction,
@@ -191,7 +195,12 @@ class AgentActivities:
                 "OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 for Ollama",
                 non_retryable=True,
             )
-        response = await provider.chat(_chat_request(request))
+        ledger: dict[str, EffectRecord] = {}
+        if any(step.effect_key for step in request.done):  # a first turn touches no database
+            async with self._pool.connection() as conn:
+                ledger = await ledger_results(conn, request.done, self._subjects)
+        results = tool_messages(request.done_actions, request.done, ledger)
+        response = await provider.chat(_chat_request(request, results))
         cost = response.total_tokens / 1000 * manifest.model.cost_per_1k_tokens
         return PlanResponse(
             done=not response.tool_calls,
@@ -252,18 +261,27 @@ def chained_turn(request: ThinkRequest, result: ThinkResult) -> ThinkRequest | N
         return None
     proposed, spec = chained
     run_id, turn = request.plan.run_id, request.plan.turn + 1
+    act = ActionCall.for_step(run_id, request.next_step, proposed, spec)
+    told = DoneStep(
+        step=act.step, action=act.action, status="executed", params=act.params, effect_key=act.effect_key
+    )
+    plan = request.plan.model_copy(
+        update={
+            "turn": turn,
+            "done_actions": [*request.plan.done_actions, proposed.action],
+            "done": [*request.plan.done, told][-TOLD_STEPS:],
+        }
+    )
     return ThinkRequest(
-        plan=request.plan.model_copy(
-            update={"turn": turn, "done_actions": [*request.plan.done_actions, proposed.action]}
-        ),
+        plan=plan,
         budget=request.budget.model_copy(update={"reservation_key": reservation_key(run_id, turn)}),
         settle_later=True,
-        act=ActionCall.for_step(run_id, request.next_step, proposed, spec),
+        act=act,
         next_step=request.next_step + 1,
     )
 
 
-def _chat_request(request: PlanRequest) -> ChatRequest:
+def _chat_request(request: PlanRequest, results: list[ChatMessage]) -> ChatRequest:
     manifest = request.manifest
     system = manifest.instructions or f"You are the {manifest.name} agent."
     if request.context:
@@ -279,7 +297,7 @@ def _chat_request(request: PlanRequest) -> ChatRequest:
         )
         for event in request.events
     ]
-    messages += [ChatMessage(role="tool", name=done, content="done") for done in request.done_actions]
+    messages += results  # what each step returned (tool_results.py)
     return ChatRequest(model=manifest.model.name, messages=messages, tools=_tools(manifest))
 
 

@@ -53,7 +53,9 @@ class MemoryActivities:
         if not request.include_run_history:
             return result
         left = request.token_budget - result.tokens
-        lines = await self._run_history(request, limit=request.top_k)
+        # A run its agent remembered (its outcome memory) is not told twice.
+        remembered = {item.source_run for item in result.items if item.source_run}
+        lines = await self._run_history(request, limit=request.top_k, skip=remembered)
         kept, tokens = pack_lines(lines, left)
         return result.model_copy(
             update={
@@ -72,7 +74,7 @@ class MemoryActivities:
         except StoreBusy as exc:
             return MemoryRecallResult(unavailable=str(exc)), str(exc)
 
-    async def _run_history(self, request: MemoryRecallRequest, *, limit: int) -> list[str]:
+    async def _run_history(self, request: MemoryRecallRequest, *, limit: int, skip: set[str]) -> list[str]:
         subject = request.filter.subject
         if not subject or not request.filter.agent or limit == 0:
             return []
@@ -84,7 +86,7 @@ class MemoryActivities:
                 exclude_run=request.exclude_run or activity.info().workflow_id or "",
                 limit=limit,
             )
-        return [describe_run(row) for row in rows]
+        return [describe_run(row) for row in rows if row["run_id"] not in skip]
 
     @activity.defn(name="memory.forget")
     async def forget(self, request: ForgetRequest) -> ForgetReport:

@@ -55,6 +55,7 @@ from aios.models.events import Published
 from aios.models.inbox import InboxItem
 from aios.models.manifest import AgentManifest
 from aios.models.notify import NoticeOutcome
+from aios.models.report import ValueReport
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
     Cause,
@@ -74,6 +75,8 @@ from aios.notify.digest_schedule import (
     send_digest_now,
     set_digest_schedule,
 )
+from aios.report.build import value_report
+from aios.report.window import DEFAULT_SPAN
 from aios.settings import Settings
 from aios.temporal.connection import connect
 from aios.temporal.search_attributes import AGENT_KEY, CAUSE_KEY, RISK_KEY, STATE_KEY, VERSION_KEY
@@ -621,6 +624,35 @@ class AiosClient:
         async with await self._db() as conn:
             return diff_runs(await runs.recent_runs(conn, agent, limit))
 
+    async def report(
+        self,
+        *,
+        since: datetime | None = None,
+        agent: str | None = None,
+        minutes_per_touch: float | None = None,
+        manifests: list[AgentManifest] | None = None,
+    ) -> ValueReport:
+        """What automation is worth, per agent: live runs, outcomes, a person's touches, the
+        minutes saved net of those touches, tokens and cost (README, "What automation is worth").
+
+        Args:
+            since: count the runs started from then on (default: the last 7 days).
+            agent: only this agent's runs.
+            minutes_per_touch: what one touch costs a person (default: AIOS_MINUTES_PER_TOUCH).
+            manifests: whose `value:` prices the runs; by default the agents directory's
+                (a broken manifest is skipped: its agent then saves 0 minutes, as one without).
+
+        Returns:
+            One row per agent with live runs in the window, by name, and their total.
+        """
+        start = since if since is not None else datetime.now(UTC) - DEFAULT_SPAN
+        per_touch = minutes_per_touch if minutes_per_touch is not None else self.settings.minutes_per_touch
+        valued = manifests if manifests is not None else _readable_manifests()
+        async with await self._db() as conn:
+            return await value_report(
+                conn, since=start, minutes_per_touch=per_touch, manifests=valued, agent=agent
+            )
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A connection to the project's Postgres for one use, closed after."""
@@ -833,3 +865,14 @@ def _has_manifest(agent: str) -> bool:
     except ManifestInvalid:
         return False
     return True
+
+
+def _readable_manifests() -> list[AgentManifest]:
+    """The agents directory's valid manifests; none when there is no agents directory here."""
+    from aios.governance.manifests import list_manifests
+
+    try:
+        listed = list_manifests()
+    except ManifestInvalid:  # no agents directory: every agent saves 0 minutes, and says so
+        return []
+    return [manifest for _path, manifest in listed if isinstance(manifest, AgentManifest)]

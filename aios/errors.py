@@ -42,6 +42,12 @@ class AdmissionRefused(AiosError):
     """A run was not started: its agent is over its daily budget."""
 
 
+class ReportWindowInvalid(AiosError):
+    """`aios report --since` names no time; the message lists the accepted forms."""
+
+    exit_code = 2
+
+
 class RunNotFound(AiosError):
     """No run has the given id in this namespace."""
 

@@ -213,6 +213,12 @@ class Settings(BaseSettings):
     delegation_max_children: int = Field(
         default=10, ge=0, description="how many child runs one run may start"
     )
+    minutes_per_touch: float = Field(
+        default=2.0,
+        ge=0,
+        description="minutes a person spends on one touch of a run (an approval, a resume, an "
+        "effect resolved): `aios report` subtracts them from the minutes runs save",
+    )
     payload_encryption: bool = Field(
         default=True, description="encrypt Temporal payloads with AES-GCM (false: plain JSON payloads)"
     )

@@ -22,6 +22,7 @@ BENCHMARKS = [
     "delegation",
     "inbox_latency",
     "drift_detection",
+    "tool_loop",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")
 

@@ -39,6 +39,7 @@ from workflows.effects import (
     start_execute,
 )
 from workflows.notifications import notify, run_notice
+from workflows.outcome_memory import start_remembering
 from workflows.run_progress import ApprovedAct, RunProgress
 from workflows.run_setup import acquire_slot, recall
 from workflows.versions import (
@@ -55,11 +56,14 @@ with workflow.unsafe.imports_passed_through():
     from aios.errors import ActionFailed, ActMissing, RunAborted, application_error
     from aios.governance.policy import grade_action, rides_in_next_think, turns_ahead
     from aios.models.manifest import AGENT_CONNECTOR, ActionSpec, Grade
+    from aios.models.notify import Notice
     from aios.models.run import (
+        TOLD_STEPS,
         ActionCall,
         ActionResult,
         BudgetGrant,
         BudgetRequest,
+        DoneStep,
         EffectInDoubt,
         PlanRequest,
         PlanResponse,
@@ -70,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
         RunStatus,
         Settlement,
         SlotRequest,
+        StepRecord,
         StepStatus,
         ThinkRequest,
         ThinkResult,
@@ -283,30 +288,34 @@ class AgentRunWorkflow(Delegating):
         self._run.paused_until = until
         self._set_status(RunStatus.PAUSED_BUDGET)
         await self._record()
-        await notify(
-            run_notice(
-                "budget_pause",
-                run_id=self._run.run_id,
-                manifest=self._manifest,
-                ref=f"turn-{self._run.turn}/resume-{resumes}",
-                summary=f"{self._manifest.name} paused on its budget: {grant.reason}",
-                context={
-                    "run_tokens": grant.run_tokens,
-                    "run_cost": grant.run_cost,
-                    "day_tokens": grant.day_tokens,
-                    "day_cost": grant.day_cost,
-                    "until": until.isoformat() if until else None,
-                    "settle": f"aios resume {self._run.run_id} --extra-cost 1.0",
-                },
-            )
-        )
+        # Told while the pause's timer starts, in the same workflow task: the wait is what the
+        # pause is, the notice goes beside it.
+        notice = asyncio.ensure_future(notify(self._budget_notice(grant, until, resumes)))
         if until is None:
             await workflow.wait_condition(lambda: self._run.resumes > resumes)
         else:
             await self._wait_for_budget_day(until, resumes)
+        await notice
         self._run.paused_until = None
         await self._acknowledge()
         self._set_status(RunStatus.RUNNING)
+
+    def _budget_notice(self, grant: BudgetGrant, until: datetime | None, resumes: int) -> Notice:
+        return run_notice(
+            "budget_pause",
+            run_id=self._run.run_id,
+            manifest=self._manifest,
+            ref=f"turn-{self._run.turn}/resume-{resumes}",
+            summary=f"{self._manifest.name} paused on its budget: {grant.reason}",
+            context={
+                "run_tokens": grant.run_tokens,
+                "run_cost": grant.run_cost,
+                "day_tokens": grant.day_tokens,
+                "day_cost": grant.day_cost,
+                "until": until.isoformat() if until else None,
+                "settle": f"aios resume {self._run.run_id} --extra-cost 1.0",
+            },
+        )
 
     def _budget_day_turns(self, grant: BudgetGrant) -> datetime | None:
         """When a daily cap's pause ends by itself (the next budget day), or None: a per-run
@@ -330,15 +339,39 @@ class AgentRunWorkflow(Delegating):
 
     def _plan_request(self, turn: int, memories: list[str], act: ApprovedAct | None) -> PlanRequest:
         done = [step.action for step in self._run.steps]
+        told = [self._told(step) for step in self._run.steps[-TOLD_STEPS:]]
+        if act is not None:  # performed before the model is asked; a failure ends the run anyway
+            call = act.call
+            told.append(
+                DoneStep(
+                    step=call.step,
+                    action=call.action,
+                    status="executed",
+                    params=call.params,
+                    effect_key=call.effect_key,
+                )
+            )
         return PlanRequest(
             run_id=self._run.run_id,
             turn=turn,
             manifest=self._manifest,
             task=self._run.request.task,
-            # The act is performed before the model is asked; a failure ends the run anyway.
             done_actions=[*done, act.call.action] if act else done,
+            done=told[-TOLD_STEPS:],
             context=memories,
             events=list(self._run.received),
+        )
+
+    def _told(self, step: StepRecord) -> DoneStep:
+        """What the model is told of a step: its params, status, and where its result is."""
+        proposal = next((p for p in reversed(self._run.proposals) if p.step == step.step), None)
+        return DoneStep(
+            step=step.step,
+            action=step.action,
+            status=step.status,
+            params=proposal.proposed.params if proposal else {},
+            effect_key=step.effect_key,
+            error=str(step.detail.get("error", "")),
         )
 
     def _budget_request(self, turn: int) -> BudgetRequest:
@@ -610,8 +643,11 @@ class AgentRunWorkflow(Delegating):
         await self._despite_cancellation(
             asyncio.ensure_future(workflow.wait_condition(workflow.all_handlers_finished))
         )
+        remembering = start_remembering(self._run.snapshot(), self._manifest, self._run.request)
         # Fused: the last record frees the slot in its own transaction.
         await self._despite_cancellation(self._start_record(release=slot if self._run.fused else None))
+        if remembering is not None:
+            await self._despite_cancellation(remembering)
 
 
 def _child_detail(child: dict[str, Any] | None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ OPERATOR_SETTLES_PATCH = "operator-settles-unknown-effects"
 DELEGATION_PATCH = "delegation"
 NOTIFY_PATCH = "operator-notifications"
 VERIFIED_DECISIONS_PATCH = "verified-decisions"
+OUTCOME_MEMORY_PATCH = "outcome-memory"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ GENERATIONS: dict[int, str] = {
     7: "delegation: a `connector: agent` action starts a child run (a path the recorded histories "
     "do not take)",
     8: "the operator's loop: notifications and signed decision links",
+    9: "outcome memory: a run remembers what happened when it ends",
 }
 RECORDED_GENERATION = 5
 """The generation of the code the unsuffixed histories (tests/replay/histories/<path>.json) ran on."""
@@ -165,6 +167,14 @@ VERSIONS: tuple[Version, ...] = (
         changed="a decision carrying a signed link's token is checked by the `approvals.verify_link` "
         "local activity before it is judged (policy.verified_over)",
         legacy="`_verified` returns False: a token is not checked, and the decision is unverified",
+    ),
+    Version(
+        OUTCOME_MEMORY_PATCH,
+        generation=9,
+        where="workflows/agent_run.py AgentRunWorkflow._remember_outcome",
+        changed="a live run's end writes its outcome (and, with memory.remember: facts, each "
+        "executed step) through the memory.remember activity, beside its last record",
+        legacy="`_remember_outcome` returns None: the run remembers nothing",
     ),
 )
 

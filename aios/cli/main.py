@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from aios.cli import agents, audit, dev, digest, drift, events, inbox, memory, runs, schedules, status
+from aios.cli import agents, audit, dev, digest, drift, events, inbox, memory, report, runs, schedules, status
 from aios.cli.approvals import approvals_app, approvers_app
 from aios.cli.common import console, fail, run, settings
 from aios.cli.effects import effects_app, webhook_app
@@ -35,6 +35,7 @@ app.add_typer(digest.app, name="digest")
 app.registered_commands += runs.app.registered_commands
 app.registered_commands += status.app.registered_commands
 app.registered_commands += inbox.app.registered_commands
+app.registered_commands += report.app.registered_commands
 db_app = typer.Typer(help="The Postgres schema.")
 app.add_typer(db_app, name="db")
 

@@ -205,19 +205,32 @@ def search(
 def list_memories(
     agent: str | None = typer.Option(None, "--agent"),
     subject: str | None = typer.Option(None, "--subject"),
+    source_run: str | None = typer.Option(None, "--run", help="only what this run remembered"),
     limit: int = typer.Option(50, "--limit", min=1),
 ) -> None:
-    """The newest memories, from Postgres."""
+    """The newest memories, from Postgres, each with the run it came from."""
     config = settings()
 
     async def go() -> None:
         async with _memory(config, "none", _echo) as service, service.pool.connection() as conn:
-            docs = await documents.listing(conn, agent=agent, subject=subject, limit=limit)
+            docs = await documents.listing(
+                conn, agent=agent, subject=subject, limit=limit, source_run=source_run
+            )
         rows = [
-            (d.memory_id[:8], d.created_at.date(), d.agent, d.subject, d.kind, d.importance, d.text)
+            (
+                d.memory_id[:8],
+                d.created_at.date(),
+                d.agent,
+                d.subject,
+                d.kind,
+                d.importance,
+                d.source_run or "-",
+                d.text,
+            )
             for d in docs
         ]
-        table(f"{len(rows)} memories", ["id", "date", "agent", "subject", "kind", "imp", "text"], rows)
+        columns = ["id", "date", "agent", "subject", "kind", "imp", "run", "text"]
+        table(f"{len(rows)} memories", columns, rows)
 
     run(go())
 
@@ -312,9 +325,11 @@ def show(run_id: str = typer.Argument(..., help="the run whose working memory to
 
     async def fetch() -> Any:
         async with await psycopg.AsyncConnection.connect(settings().resolved_database_url) as conn:
-            return await run_mirror(conn, run_id)
+            mirror = await run_mirror(conn, run_id)
+            kept = await documents.listing(conn, agent=None, subject=None, limit=50, source_run=run_id)
+            return mirror, kept
 
-    found = run(fetch())
+    found, remembered = run(fetch())
     if found is None:
         fail(f"no working memory for {run_id!r}: `aios runs` lists runs; runs are mirrored after a step")
     task, state, updated_at = found
@@ -324,6 +339,10 @@ def show(run_id: str = typer.Argument(..., help="the run whose working memory to
         say("recalled at the start:")
         for memory in state.recalled:
             say(f"  - {memory}")
+    if remembered:
+        say("remembered at the end (aios memory list --run RUN):")
+        for document in remembered:
+            say(f"  - [{document.kind} {document.memory_id[:8]}] {document.text}")
     print_state(state)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import types
 import typing
 from collections.abc import Hashable
 from pathlib import Path
@@ -192,7 +193,16 @@ def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
         if typing.get_origin(annotation) is dict:
             next(steps, None)  # the mapping's key, e.g. an action's name
             annotation = typing.get_args(annotation)[1]
+        annotation = _unless_none(annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
     return sorted(model.model_fields)
+
+
+def _unless_none(annotation: Any) -> Any:
+    """`ValueSpec | None` -> ValueSpec: an optional section's fields are still its fields."""
+    if isinstance(annotation, types.UnionType):
+        present = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return present[0] if len(present) == 1 else annotation
+    return annotation

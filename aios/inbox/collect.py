@@ -49,13 +49,16 @@ WAITING_RUNS = """
 SELECT run_id, agent, status, state, updated_at FROM aios_runs
 WHERE status = ANY(%s) ORDER BY updated_at
 """
-# Running runs whose mirror has been quiet a while, then the most recently active waiting ones.
+# The most recently active waiting runs (a decision that crashed the task leaves the mirror
+# waiting), then running runs whose mirror has been quiet a while, newest first: a run that just
+# got stuck must not wait behind old ones for one of the few describes of a read.
 QUIET_RUNS = """
 (SELECT run_id, agent FROM aios_runs
- WHERE status IN ('running', 'queued') AND updated_at < now() - make_interval(secs => %s))
+ WHERE status IN ('waiting_approval', 'paused_budget', 'needs_operator') ORDER BY updated_at DESC LIMIT %(n)s)
 UNION ALL
 (SELECT run_id, agent FROM aios_runs
- WHERE status IN ('waiting_approval', 'paused_budget', 'needs_operator') ORDER BY updated_at DESC LIMIT %s)
+ WHERE status IN ('running', 'queued') AND updated_at < now() - make_interval(secs => %(quiet)s)
+ ORDER BY updated_at DESC LIMIT %(n)s)
 """
 BUDGET_REASONS = """
 SELECT DISTINCT ON (run_id) run_id, rationale FROM aios_audit
@@ -173,18 +176,19 @@ async def _stuck_runs(
     conn: AsyncConnection[Any], temporal: Client, open_runs: dict[str, datetime]
 ) -> list[InboxItem]:
     """Open runs described to learn whether their workflow task keeps failing: those Temporal
-    reports problems for (server 1.28 on), those with no mirror, running ones whose mirror has
-    been quiet a while, and the most recently active waiting ones (a decision that crashed the
-    task leaves the mirror waiting), at most MAX_DESCRIBED per read."""
-    cursor = await conn.execute(QUIET_RUNS, (QUIET_AFTER.total_seconds(), MAX_DESCRIBED))
+    reports problems for (server 1.28 on), the most recently active waiting ones (a decision
+    that crashed the task leaves the mirror waiting), running ones whose mirror has been quiet
+    a while, then those with no mirror, newest first, at most MAX_DESCRIBED per read."""
+    cursor = await conn.execute(QUIET_RUNS, {"quiet": QUIET_AFTER.total_seconds(), "n": MAX_DESCRIBED})
     quiet = {str(run_id): str(agent) for run_id, agent in await cursor.fetchall() if run_id in open_runs}
     mirrored = await _mirrored(conn, list(open_runs))
     cutoff = datetime.now(UTC) - QUIET_AFTER
+    newest_first = sorted(open_runs.items(), key=lambda run: run[1], reverse=True)
     unmirrored = {
-        run_id: None for run_id, started in open_runs.items() if run_id not in mirrored and started < cutoff
+        run_id: None for run_id, started in newest_first if run_id not in mirrored and started < cutoff
     }
     reported = {run_id: None for run_id in await _reported_problems(temporal)}
-    candidates: dict[str, str | None] = {**reported, **unmirrored, **quiet}
+    candidates: dict[str, str | None] = {**reported, **quiet, **unmirrored}
     chosen = list(candidates.items())[:MAX_DESCRIBED]
     gate = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
 

@@ -199,6 +199,30 @@ async def find(
     return await _opened(conn, vault, (row[0], row[1], row[2], row[3]))
 
 
+FIND_EFFECTS = (
+    "SELECT effect_key, state, response, error, attempts FROM aios_effects WHERE effect_key = ANY(%s)"
+)
+
+
+async def find_many(
+    conn: AsyncConnection[Any], keys: list[str], *, vault: SubjectVault | None = None
+) -> dict[str, EffectRecord]:
+    """The rows of these keys that exist, in one query, opened with one opener."""
+    with _sql_span("SELECT aios_effects"):
+        cursor = await conn.execute(FIND_EFFECTS, (keys,))
+        rows = await cursor.fetchall()
+    opener = await _opener(conn, vault, [value for row in rows for value in (row[2], row[3])])
+    return {
+        str(key): EffectRecord(
+            state=state,
+            response=opener.open_mapping(response) if response is not None else None,
+            error=opener.open(error),
+            attempts=attempts,
+        )
+        for key, state, response, error, attempts in rows
+    }
+
+
 async def resolve(
     conn: AsyncConnection[Any],
     *,

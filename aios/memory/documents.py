@@ -151,6 +151,7 @@ FROM aios_memories
 LIST = f"""
 SELECT {DOCUMENT_COLUMNS} FROM aios_memories
 WHERE (%(agent)s::text IS NULL OR agent = %(agent)s) AND (%(subject)s::text IS NULL OR subject = %(subject)s)
+  AND (%(run)s::text IS NULL OR source_run = %(run)s)
 ORDER BY created_at DESC LIMIT %(limit)s
 """
 
@@ -319,7 +320,12 @@ async def stats(conn: AsyncConnection[Any], embedder: str) -> Stats:
 
 
 async def listing(
-    conn: AsyncConnection[Any], *, agent: str | None, subject: str | None, limit: int
+    conn: AsyncConnection[Any],
+    *,
+    agent: str | None,
+    subject: str | None,
+    limit: int,
+    source_run: str | None = None,
 ) -> list[Document]:
-    cursor = await conn.execute(LIST, {"agent": agent, "subject": subject, "limit": limit})
+    cursor = await conn.execute(LIST, {"agent": agent, "subject": subject, "limit": limit, "run": source_run})
     return [_document(row) for row in await cursor.fetchall()]

@@ -11,7 +11,7 @@ import json
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -24,7 +24,7 @@ ACTION_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 AGENT_CONNECTOR = "agent"
 # An action's delegation fields, left out of the version hash while unset: adding them did not
 # change what earlier manifests mean, so it must not change their versions either.
-DELEGATION_DEFAULTS = {"agent": None, "wait": True}
+DELEGATION_DEFAULTS: dict[str, object] = {"agent": None, "wait": True}
 
 
 class RiskClass(StrEnum):
@@ -138,9 +138,27 @@ class PolicySpec(Strict):
         return self
 
 
+RememberWhat = Literal["outcomes", "facts", "none"]
+
+
 class MemorySpec(Strict):
     top_k: int = Field(default=5, ge=0, le=100)
     token_budget: int = Field(default=1500, ge=0)
+    remember: RememberWhat = Field(
+        default="outcomes",
+        description="what a run remembers when it ends: its outcome; with facts, each executed step too",
+    )
+    importance: float = Field(default=0.5, ge=0, le=1, description="of the memories a run writes")
+    kind: str = Field(
+        default="outcome",
+        pattern=r"^[a-z][a-z0-9_-]{0,63}$",
+        description="the kind a run's memories are kept as: retention rules keep or prune by kind",
+    )
+
+
+# The memory fields a run's own memories added, left out of the version hash at their defaults:
+# they did not change what earlier manifests mean.
+MEMORY_DEFAULTS: dict[str, object] = {"remember": "outcomes", "importance": 0.5, "kind": "outcome"}
 
 
 class BudgetSpec(Strict):
@@ -158,6 +176,21 @@ class ModelSpec(Strict):
     tokens_per_turn_estimate: int = Field(default=800, gt=0, description="reserved before a call")
 
 
+Minutes = Annotated[float, Field(ge=0)]
+
+
+class ValueSpec(Strict):
+    """What the agent's work is worth: the minutes a person would have spent on it (`aios report`)."""
+
+    minutes_saved_per_run: Minutes = Field(
+        default=0.0, description="minutes a person would spend doing one run's task by hand"
+    )
+    minutes_saved_per_action: dict[str, Minutes] = Field(
+        default_factory=dict,
+        description="extra minutes per executed step of an action, e.g. {send_nudge: 3}",
+    )
+
+
 class AgentManifest(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -170,6 +203,9 @@ class AgentManifest(Strict):
     budget: BudgetSpec = BudgetSpec()
     mode: Literal["live", "shadow"] = "live"
     triggers: TriggersSpec = TriggersSpec()
+    value: ValueSpec | None = Field(
+        default=None, description="the minutes a run saves a person; unset, `aios report` counts none"
+    )
 
     @model_validator(mode="after")
     def _actions_consistent(self) -> AgentManifest:
@@ -183,18 +219,31 @@ class AgentManifest(Strict):
                 )
         if all(action.compensation_only for action in self.actions.values()):
             raise ValueError("at least one action must be proposable (not compensation_only)")
+        self._value_consistent()
         return self
+
+    def _value_consistent(self) -> None:
+        """Minutes are declared for the agent's own proposable actions (an undo saves nobody time)."""
+        if self.value is None:
+            return
+        for name in self.value.minutes_saved_per_action:
+            where = f"value.minutes_saved_per_action.{name}"
+            action = self.actions.get(name)
+            if action is None:
+                raise ValueError(f"{where}: not one of the actions: {', '.join(self.actions)}")
+            if action.compensation_only:
+                raise ValueError(f"{where}: a compensation_only action only undoes work; it saves no minutes")
 
     @property
     def version(self) -> str:
         """The content hash: equal manifests have equal versions, whatever their file says."""
         # Not its triggers: when an agent runs is not how it behaves, and a changed schedule
-        # must not start a canary or make earlier runs look like another version's.
-        content = self.model_dump(mode="json", exclude={"triggers"})
+        # must not start a canary or make earlier runs look like another version's. Nor its
+        # value: a better estimate of the minutes a run saves changes no run.
+        content = self.model_dump(mode="json", exclude={"triggers", "value"})
         for action in content["actions"].values():
-            for name, default in DELEGATION_DEFAULTS.items():
-                if action.get(name) == default:
-                    del action[name]
+            _drop_defaults(action, DELEGATION_DEFAULTS)
+        _drop_defaults(content["memory"], MEMORY_DEFAULTS)
         if self.policy.verified_over is None:
             # Unset, it leaves the hash of every manifest from before it unchanged.
             del content["policy"]["verified_over"]
@@ -210,3 +259,10 @@ class AgentManifest(Strict):
 
 def _valid_action_name(name: str) -> bool:
     return re.fullmatch(ACTION_PATTERN, name) is not None
+
+
+def _drop_defaults(section: dict[str, Any], defaults: dict[str, object]) -> None:
+    """Leave out of the version hash the fields a later release added, while they are unset."""
+    for name, default in defaults.items():
+        if section.get(name) == default:
+            del section[name]

@@ -299,12 +299,33 @@ class RunState(Payload):
 # Activity messages
 
 
+# The model is told the results of this many last steps (older ones by name only): each think
+# request carries their keys, and a long run's history must not grow with the square of it.
+TOLD_STEPS = 8
+
+
+class DoneStep(Payload):
+    """A step the model's next turn is told about; its result is read from the effect ledger
+    by `effect_key`, so the history carries the key, not the response."""
+
+    step: int
+    action: str
+    status: str
+    params: dict[str, Any] = Field(default_factory=dict, description="what the model asked for")
+    effect_key: str | None = None
+    error: str = ""
+
+
 class PlanRequest(Payload):
     run_id: str
     turn: int
     manifest: AgentManifest
     task: dict[str, Any]
     done_actions: list[str] = Field(default_factory=list, description="executed or decided")
+    done: list[DoneStep] = Field(
+        default_factory=list,
+        description="the last steps, results included (requests from before results carry none)",
+    )
     context: list[str] = Field(default_factory=list, description="recalled memories")
     events: list[RunEvent] = Field(default_factory=list, description="events that arrived while it ran")
 

@@ -3,11 +3,12 @@
 The base URL selects the service and includes the API version (`https://api.openai.com/v1`,
 `http://127.0.0.1:11434/v1` for Ollama); the API key is optional, as local servers want none.
 
-`ChatRequest` records what the agent already did as tool messages that carry only the tool's
-name, while the OpenAI format wants every tool result to answer a tool call of an assistant
-message by its `tool_call_id`. The translation therefore gives each tool message a stable id
-(`call_1`, `call_2`, ... in order) and puts the matching tool calls on the assistant message
-just before it, synthesizing that message when the conversation has none. Stable ids keep the
+`ChatRequest` records what the agent already did as tool messages (the tool's name, the
+arguments it was called with, its result), while the OpenAI format wants every tool result to
+answer a tool call of an assistant message by its `tool_call_id`. The translation therefore
+gives each tool message a stable id (`call_1`, `call_2`, ... in order) and puts the matching
+tool calls on the assistant message just before it, synthesizing that message when the
+conversation has none. Stable ids keep the
 same conversation byte-identical across turns, which lets servers reuse their prompt cache.
 
 Calls go through `ResilientHttp`: a 429 or 5xx is retried (asking a model again applies no
@@ -149,7 +150,8 @@ def openai_messages(messages: list[ChatMessage]) -> list[Json]:
             continue
         calls += 1
         call_id = f"call_{calls}"
-        _calling_message(translated)["tool_calls"].append(_tool_call(call_id, message.name or "tool"))
+        call = _tool_call(call_id, message.name or "tool", message.arguments)
+        _calling_message(translated)["tool_calls"].append(call)
         translated.append({"role": "tool", "tool_call_id": call_id, "content": message.content})
     return translated
 
@@ -173,9 +175,10 @@ def _calling_message(translated: list[Json]) -> Json:
     return synthesized
 
 
-def _tool_call(call_id: str, name: str) -> Json:
-    # What the earlier call's arguments were is not recorded; "{}" keeps the format valid.
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
+def _tool_call(call_id: str, name: str, arguments: dict[str, Any] | None) -> Json:
+    # Unrecorded arguments (a request from before results were passed) are "{}": still valid.
+    text = json.dumps(arguments or {}, sort_keys=True)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": text}}
 
 
 # -- response ---------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ class ChatMessage(_Frozen):
     role: Literal["system", "user", "assistant", "tool"]
     content: str
     name: str | None = Field(default=None, description="for tool messages: the tool's name")
+    arguments: dict[str, Any] | None = Field(
+        default=None, description="for tool messages: the arguments the tool was called with"
+    )
 
 
 class ToolSpec(_Frozen):

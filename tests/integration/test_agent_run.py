@@ -194,13 +194,14 @@ async def test_shadow_mode_executes_nothing(aios_client: AiosClient, effect_serv
 
 
 async def test_budget_cap_pauses_the_run_and_the_operator_resumes_it(aios_client: AiosClient) -> None:
-    # Each turn reserves 40 tokens and the offline model uses a few dozen: turn 3 cannot fit.
+    # Each turn reserves 80 tokens and the offline model uses a few dozen, more as the steps'
+    # results fill its prompt: turn 3 cannot fit.
     manifest = noop_manifest(
-        3, budget=BudgetSpec(tokens_per_run=100), model=ModelSpec(tokens_per_turn_estimate=40)
+        3, budget=BudgetSpec(tokens_per_run=150), model=ModelSpec(tokens_per_turn_estimate=80)
     )
     started = await aios_client.start_run(manifest.name, {}, manifest=manifest)
     paused = await wait_for_status(aios_client, started.run_id, RunStatus.PAUSED_BUDGET)
-    assert 0 < paused.tokens_spent <= 100
+    assert 0 < paused.tokens_spent <= 150
     assert len(paused.steps) < 3
     await aios_client.resume(started.run_id, by="alice", extra_tokens=10_000)
     final = await aios_client.result(started.run_id)
@@ -283,9 +284,10 @@ async def test_a_run_recalls_what_earlier_runs_did_for_the_same_customer(
     assert (await aios_client.result(first.run_id)).recalled == []
     second = await aios_client.start_run(manifest.name, SMALL, manifest=manifest)
     recalled = (await aios_client.result(second.run_id)).recalled
+    # Told once: its outcome memory, or (the memory store held by another process) its run
+    # history; never both.
     assert len(recalled) == 1
-    assert first.run_id in recalled[0]
-    assert "(completed) did: charge, payout 40" in recalled[0]
+    assert first.run_id in recalled[0] and "completed" in recalled[0] and "payout 40" in recalled[0]
     other = await aios_client.start_run(
         manifest.name, {**SMALL, "customer": "someone-else"}, manifest=manifest
     )

@@ -350,6 +350,9 @@ async def test_finished_runs_past_the_limit_leave_temporal_and_the_mirror(
     assert await mirror_status(database_url, kept) == "completed"
 
 
+SUBJECT_DOCUMENTS = "SELECT count(*) FROM aios_memories WHERE subject = %s"
+
+
 async def test_forget_removes_a_subject_everywhere_but_keeps_runs_still_going(
     aios_client: AiosClient,
     temporal_client: Client,
@@ -376,15 +379,20 @@ async def test_forget_removes_a_subject_everywhere_but_keeps_runs_still_going(
                 for _ in range(2)
             ]
             assert set(remembered) <= await vector_ids(memory)
+            # The two notes, and the outcome the finished run remembered as it ended.
+            async with pool.connection() as conn:
+                cursor = await conn.execute(SUBJECT_DOCUMENTS, (subject,))
+                documents_before = await cursor.fetchone()
+            assert documents_before == (3,)
             report = await memory.forget(ForgetRequest(subject=subject), runs=TemporalRuns(temporal_client))
             left_in_store = await vector_ids(memory)
         finally:
             await memory.close()
         async with pool.connection() as conn:
-            cursor = await conn.execute("SELECT count(*) FROM aios_memories WHERE subject = %s", (subject,))
+            cursor = await conn.execute(SUBJECT_DOCUMENTS, (subject,))
             documents_left = await cursor.fetchone()
 
-    assert (report.documents, report.vectors, report.vectors_pending) == (2, 2, 0)
+    assert report.documents == 3 and report.vectors + report.vectors_pending == 3
     assert (report.run_mirrors, report.runs_still_going, report.temporal_checked) == (1, 1, True)
     assert report.executions >= 1
     assert "still going" in report.note

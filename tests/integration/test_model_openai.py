@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 
@@ -11,13 +12,15 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from aios.client import AiosClient
+from aios.models.manifest import ModelSpec
 from aios.models.run import RunStatus
 from aios.settings import Settings
 from connectors.errors import NotConfigured
 from connectors.http_base import RetryPolicy
 from connectors.model import ChatMessage, ChatRequest, OpenAICompatibleModel, ToolSpec
+from tests.support.effect_server import EffectServer
 from tests.support.fake_openai import FakeOpenAI, Reply, embedding_of
-from tests.support.manifests import noop_manifest
+from tests.support.manifests import noop_manifest, refund_like_manifest
 from workers.main import run_worker
 
 API_KEY = "sk-integration-SecretKey-4242"
@@ -165,3 +168,33 @@ async def test_a_run_on_an_openai_model_completes_and_is_charged_what_it_reporte
     last = fake_openai.chats()[-1].body
     assert [t["function"]["name"] for t in last["tools"]] == ["step_1", "step_2"]
     assert [m.get("tool_call_id") for m in last["messages"] if m["role"] == "tool"] == ["call_1", "call_2"]
+
+
+async def test_the_model_receives_each_step_s_result_as_the_connector_returned_it(
+    openai_client: AiosClient, fake_openai: FakeOpenAI, effect_server: EffectServer
+) -> None:
+    """The tool loop: the next turn's tool message carries what the effect server answered (as
+    the ledger recorded it), answering a tool call that carries the arguments the model gave."""
+    sure = {"confidence": 0.95, "rationale": "the task says so"}
+    fake_openai.script = [
+        Reply(tool_calls=(("charge", {"customer": "c-tool", **sure}),)),
+        Reply(text="done"),
+    ]
+    manifest = refund_like_manifest(effect_server.url).model_copy(
+        update={"model": ModelSpec(provider="openai", name="fake-model")}
+    )
+    started = await openai_client.start_run(manifest.name, {"customer": "c-tool"}, manifest=manifest)
+    final = await asyncio.wait_for(openai_client.result(started.run_id), timeout=60)
+    assert final.status is RunStatus.COMPLETED, final.outcome
+
+    key = f"{started.run_id}/step-1/charge"
+    second = fake_openai.chats()[1].body["messages"]
+    [called] = [m for m in second if m["role"] == "assistant" and m.get("tool_calls")]
+    [call] = called["tool_calls"]
+    assert call["function"]["name"] == "charge"
+    assert json.loads(call["function"]["arguments"]) == {"customer": "c-tool"}
+    [result] = [m for m in second if m["role"] == "tool"]
+    assert result["tool_call_id"] == call["id"]
+    told = json.loads(result["content"])
+    assert told["status"] == "executed" and told["state"] == "succeeded"
+    assert told["response"] == {"status": 200, "body": effect_server.responses[key]}
