@@ -13,6 +13,7 @@ from activities.audit import AuditActivities
 from activities.compaction import CompactionActivities
 from activities.delegation import DelegationActivities
 from activities.deps import ActivityDeps
+from activities.drift import DriftActivities
 from activities.memory import MemoryActivities
 from activities.notify import NotifyActivities
 from activities.reconcile import ReconcileActivities
@@ -51,6 +52,7 @@ def build_activities(deps: ActivityDeps) -> list[Callable[..., Any]]:
         DelegationActivities(deps).admit,
         *_notify(deps),
         ApprovalActivities(deps).verify_link,
+        DriftActivities(deps).check,
     ]
 
 

@@ -26,7 +26,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from aios.drift.check import compare_agent
+from aios.drift.facts import agent_known
+from aios.drift.schedule import check_drift_now, drift_schedule, remove_drift_schedule, set_drift_schedule
 from aios.errors import (
+    AgentNotFound,
     DecisionRefused,
     EventNotFound,
     ManifestInvalid,
@@ -46,6 +50,7 @@ from aios.governance.subjects import SubjectVault
 from aios.inbox.collect import collect as collect_inbox
 from aios.ledger import effects, runs
 from aios.models import PingInput, PingResult
+from aios.models.drift import Comparison, DriftReport, DriftWindows
 from aios.models.events import Published
 from aios.models.inbox import InboxItem
 from aios.models.manifest import AgentManifest
@@ -714,6 +719,44 @@ class AiosClient:
         async with self._boundary():
             return await send_digest_now(self.temporal, self.settings.task_queue, recipients)
 
+    # -- drift (aios/drift/) -------------------------------------------------------------------
+
+    async def drift(
+        self, agent: str, *, windows: DriftWindows | None = None, as_of: datetime | None = None
+    ) -> list[Comparison]:
+        """How the agent's versions ran in the last window against their baseline (and a live
+        canary against the live version); read from the run mirrors, nothing is recorded.
+
+        Raises:
+            AgentNotFound: no manifest and no recorded run has this name.
+        """
+        chosen = windows or DriftWindows()
+        async with self._boundary(), self.connection() as conn:
+            if not await agent_known(conn, agent) and not _has_manifest(agent):
+                raise AgentNotFound(
+                    f"no agent named {agent!r}: no manifest and no recorded run; `aios agents list` "
+                    "shows the agents"
+                )
+            return await compare_agent(conn, agent, as_of=as_of or datetime.now(UTC), windows=chosen)
+
+    async def schedule_drift(
+        self, *, at: time, timezone: str = "UTC", windows: DriftWindows | None = None
+    ) -> bool:
+        """Check every agent for drift every day at `at` (True: the Schedule is new)."""
+        schedule = drift_schedule(self.settings.task_queue, at, timezone, windows or DriftWindows())
+        async with self._boundary():
+            return await set_drift_schedule(self.temporal, schedule)
+
+    async def unschedule_drift(self) -> bool:
+        """Stop the daily drift check (False: none was scheduled)."""
+        async with self._boundary():
+            return await remove_drift_schedule(self.temporal)
+
+    async def check_drift(self, windows: DriftWindows | None = None) -> DriftReport:
+        """Run the drift check now, through a worker, recording alarms (once per version a day)."""
+        async with self._boundary():
+            return await check_drift_now(self.temporal, self.settings.task_queue, windows or DriftWindows())
+
     # -- events (aios/events/) -----------------------------------------------------------------
 
     async def send_event(
@@ -812,6 +855,16 @@ def _valid_manifests() -> list[AgentManifest]:
             raise manifest
         loaded.append(manifest)
     return loaded
+
+
+def _has_manifest(agent: str) -> bool:
+    from aios.governance.manifests import find_manifest
+
+    try:
+        find_manifest(agent)
+    except ManifestInvalid:
+        return False
+    return True
 
 
 def _readable_manifests() -> list[AgentManifest]:

@@ -78,6 +78,12 @@ class ScheduleNotFound(AiosError):
     exit_code = 3
 
 
+class AgentNotFound(AiosError):
+    """No manifest and no recorded run has the given agent name."""
+
+    exit_code = 3
+
+
 class RunFinished(AiosError):
     """The run has already ended; signals, updates and pauses no longer reach it."""
 

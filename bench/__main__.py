@@ -21,6 +21,7 @@ BENCHMARKS = [
     "langgraph_side_by_side",
     "delegation",
     "inbox_latency",
+    "drift_detection",
     "tool_loop",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")

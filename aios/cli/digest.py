@@ -42,7 +42,7 @@ def schedule(
     timezone: str = typer.Option("UTC", "--timezone", help="an IANA time zone, e.g. Europe/Paris"),
 ) -> None:
     """Send the digest every day at a time (a Temporal Schedule, `aios-digest`)."""
-    moment, zone = _time_of_day(at), _zone(timezone)
+    moment, zone = time_of_day(at), time_zone(timezone)
 
     async def go() -> bool:
         return await (await _client()).schedule_digest(to, at=moment, timezone=zone)
@@ -62,14 +62,14 @@ def unschedule() -> None:
     say("digest unscheduled" if run(go()) else "no digest was scheduled")
 
 
-def _time_of_day(text: str) -> time:
+def time_of_day(text: str) -> time:
     try:
         return time.fromisoformat(text)
     except ValueError:
         fail(f"--at {text!r} is not a time of day; give HH:MM, e.g. --at 08:00", code=2)
 
 
-def _zone(name: str) -> str:
+def time_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from aios.cli import agents, audit, dev, digest, events, inbox, memory, report, runs, schedules, status
+from aios.cli import agents, audit, dev, digest, drift, events, inbox, memory, report, runs, schedules, status
 from aios.cli.approvals import approvals_app, approvers_app
 from aios.cli.common import console, fail, run, settings
 from aios.cli.effects import effects_app, webhook_app
@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev.app, name="dev")
+agents.app.registered_commands += drift.app.registered_commands
 app.add_typer(agents.app, name="agents")
 app.add_typer(audit.app, name="audit")
 app.add_typer(memory.app, name="memory")

@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from aios.drift.inbox import drift_alarms
 from aios.errors import AiosError
 from aios.governance.admission import AGENT_RUN
 from aios.governance.manifests import find_manifest
@@ -71,8 +72,8 @@ WHERE state = 'unknown' ORDER BY updated_at LIMIT 1000
 ExtraSource = Callable[[AsyncConnection[Any], Client], Awaitable[list[InboxItem]]]
 
 
-EXTRA_SOURCES: list[ExtraSource] = [skipped_schedule_fires]
-"""Kinds of items read from elsewhere (a drift alarm would plug in here)."""
+EXTRA_SOURCES: list[ExtraSource] = [skipped_schedule_fires, drift_alarms]
+"""Kinds of items read from elsewhere: refused schedule fires, drift alarms."""
 
 
 async def collect(

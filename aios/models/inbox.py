@@ -19,6 +19,7 @@ class InboxKind(StrEnum):
     OPEN_BREAKER = "open_breaker"  # a connector's circuit breaker is open
     STUCK_RUN = "stuck_run"  # a run's workflow task keeps failing
     SKIPPED_SCHEDULE_FIRE = "skipped_schedule_fire"  # admission refused a schedule's fire
+    DRIFT_ALARM = "drift_alarm"  # an agent version's behaviour moved from its baseline (aios/drift/)
 
 
 class WebUiAction(Payload):
