@@ -11,67 +11,34 @@ from __future__ import annotations
 import uuid
 from datetime import time
 
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleRange,
-    ScheduleSpec,
-    ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, Schedule
 
 from aios.models.drift import DRIFT_WORKFLOW, DriftCheckRequest, DriftReport, DriftWindows
+from aios.triggers.daily import daily_schedule, drop_schedule, put_schedule
 
 DRIFT_SCHEDULE_ID = "aios-drift"
 
 
 def drift_schedule(task_queue: str, at: time, timezone: str, windows: DriftWindows) -> Schedule:
-    daily = ScheduleCalendarSpec(hour=[ScheduleRange(at.hour)], minute=[ScheduleRange(at.minute)])
-    action = ScheduleActionStartWorkflow(
+    return daily_schedule(
+        DRIFT_SCHEDULE_ID,
         DRIFT_WORKFLOW,
         DriftCheckRequest(windows=windows),
-        id=DRIFT_SCHEDULE_ID,  # Temporal appends the firing's time
         task_queue=task_queue,
-        static_summary="daily drift check of every agent version",
-    )
-    return Schedule(
-        action=action,
-        spec=ScheduleSpec(calendars=[daily], time_zone_name=timezone),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        state=ScheduleState(note="aios agents drift-schedule"),
+        at=at,
+        timezone=timezone,
+        note="daily drift check of every agent version (aios agents drift-schedule)",
     )
 
 
 async def set_drift_schedule(client: Client, schedule: Schedule) -> bool:
     """Create the drift check's Schedule, or replace its action and time; True when created."""
-    try:
-        await client.create_schedule(DRIFT_SCHEDULE_ID, schedule, memo={"owner": "aios"})
-        return True
-    except ScheduleAlreadyRunningError:
-
-        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(DRIFT_SCHEDULE_ID).update(replace)
-        return False
+    return await put_schedule(client, DRIFT_SCHEDULE_ID, schedule)
 
 
 async def remove_drift_schedule(client: Client) -> bool:
     """Delete the drift check's Schedule; False when there was none."""
-    try:
-        await client.get_schedule_handle(DRIFT_SCHEDULE_ID).delete()
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        return False
-    return True
+    return await drop_schedule(client, DRIFT_SCHEDULE_ID)
 
 
 async def check_drift_now(client: Client, task_queue: str, windows: DriftWindows) -> DriftReport:
