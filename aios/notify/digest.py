@@ -17,7 +17,7 @@ from aios.models.inbox import InboxItem
 from aios.models.notify import Notice
 
 DIGEST_AGENT = "workforce"  # what the subject names: "[aios] workforce daily digest: 2026-12-04"
-SHOWN_ITEMS = 30  # a longer inbox is summed up: `aios inbox` shows the rest
+SHOWN_ITEMS = 30  # the newest; a longer inbox is summed up: `aios inbox` shows the rest
 RUNS_OF_THE_DAY = """
 SELECT status, count(*), coalesce(sum((state->>'cost_spent')::float), 0) FROM aios_runs
 WHERE mode = 'live' AND updated_at > now() - interval '1 day' GROUP BY status ORDER BY status
@@ -71,7 +71,9 @@ def digest_notice(day: date, recipients: list[str], items: list[InboxItem], work
 
 
 def _open_lines(items: list[InboxItem]) -> str:
-    lines = [f"\n- {item.title}\n  settle: {item.command}" for item in items[:SHOWN_ITEMS]]
+    # Newest first: a daily digest is read for what came since yesterday; `aios inbox` has all.
+    newest = sorted(items, key=lambda item: item.since, reverse=True)
+    lines = [f"\n- {item.title}\n  settle: {item.command}" for item in newest[:SHOWN_ITEMS]]
     if len(items) > SHOWN_ITEMS:
         lines.append(f"\n- and {len(items) - SHOWN_ITEMS} more: aios inbox")
     return "".join(lines) or "none"
