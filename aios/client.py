@@ -28,7 +28,7 @@ from temporalio.service import RPCError
 
 from aios.drift.check import compare_agent
 from aios.drift.facts import agent_known
-from aios.drift.schedule import check_drift_now, drift_schedule, remove_drift_schedule, set_drift_schedule
+from aios.drift.schedule import DRIFT_SCHEDULE_ID, check_drift_now, drift_schedule
 from aios.errors import (
     AgentNotFound,
     DecisionRefused,
@@ -69,12 +69,7 @@ from aios.models.run import (
     RunState,
 )
 from aios.models.start import StartOutcome, StartRequest
-from aios.notify.digest_schedule import (
-    digest_schedule,
-    remove_digest_schedule,
-    send_digest_now,
-    set_digest_schedule,
-)
+from aios.notify.digest_schedule import DIGEST_SCHEDULE_ID, digest_schedule, send_digest_now
 from aios.report.build import value_report
 from aios.report.window import DEFAULT_SPAN
 from aios.settings import Settings
@@ -707,12 +702,12 @@ class AiosClient:
         """Send the digest to these approvers every day at `at` (True: the Schedule is new)."""
         schedule = digest_schedule(self.settings.task_queue, at, timezone, recipients)
         async with self._boundary():
-            return await set_digest_schedule(self.temporal, schedule)
+            return await schedules.put_schedule(self.temporal, DIGEST_SCHEDULE_ID, schedule)
 
     async def unschedule_digest(self) -> bool:
         """Stop the daily digest (False: none was scheduled)."""
         async with self._boundary():
-            return await remove_digest_schedule(self.temporal)
+            return await schedules.drop_schedule(self.temporal, DIGEST_SCHEDULE_ID)
 
     async def send_digest(self, recipients: list[str]) -> NoticeOutcome:
         """Send today's digest now, through a worker; sent already today, it goes out no more."""
@@ -745,12 +740,12 @@ class AiosClient:
         """Check every agent for drift every day at `at` (True: the Schedule is new)."""
         schedule = drift_schedule(self.settings.task_queue, at, timezone, windows or DriftWindows())
         async with self._boundary():
-            return await set_drift_schedule(self.temporal, schedule)
+            return await schedules.put_schedule(self.temporal, DRIFT_SCHEDULE_ID, schedule)
 
     async def unschedule_drift(self) -> bool:
         """Stop the daily drift check (False: none was scheduled)."""
         async with self._boundary():
-            return await remove_drift_schedule(self.temporal)
+            return await schedules.drop_schedule(self.temporal, DRIFT_SCHEDULE_ID)
 
     async def check_drift(self, windows: DriftWindows | None = None) -> DriftReport:
         """Run the drift check now, through a worker, recording alarms (once per version a day)."""

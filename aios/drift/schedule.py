@@ -14,7 +14,7 @@ from datetime import time
 from temporalio.client import Client, Schedule
 
 from aios.models.drift import DRIFT_WORKFLOW, DriftCheckRequest, DriftReport, DriftWindows
-from aios.triggers.daily import daily_schedule, drop_schedule, put_schedule
+from aios.triggers.daily import daily_schedule
 
 DRIFT_SCHEDULE_ID = "aios-drift"
 
@@ -29,16 +29,6 @@ def drift_schedule(task_queue: str, at: time, timezone: str, windows: DriftWindo
         timezone=timezone,
         note="daily drift check of every agent version (aios agents drift-schedule)",
     )
-
-
-async def set_drift_schedule(client: Client, schedule: Schedule) -> bool:
-    """Create the drift check's Schedule, or replace its action and time; True when created."""
-    return await put_schedule(client, DRIFT_SCHEDULE_ID, schedule)
-
-
-async def remove_drift_schedule(client: Client) -> bool:
-    """Delete the drift check's Schedule; False when there was none."""
-    return await drop_schedule(client, DRIFT_SCHEDULE_ID)
 
 
 async def check_drift_now(client: Client, task_queue: str, windows: DriftWindows) -> DriftReport:

@@ -13,7 +13,7 @@ from datetime import time
 from temporalio.client import Client, Schedule
 
 from aios.models.notify import DigestRequest, NoticeOutcome
-from aios.triggers.daily import daily_schedule, drop_schedule, put_schedule
+from aios.triggers.daily import daily_schedule
 
 DIGEST_SCHEDULE_ID = "aios-digest"
 DIGEST_WORKFLOW = "Digest"  # workflows/notifications.py DigestWorkflow
@@ -29,16 +29,6 @@ def digest_schedule(task_queue: str, at: time, timezone: str, recipients: list[s
         timezone=timezone,
         note=f"daily digest to {', '.join(recipients)} (aios digest schedule)",
     )
-
-
-async def set_digest_schedule(client: Client, schedule: Schedule) -> bool:
-    """Create the digest's Schedule, or replace its action and time; True when created."""
-    return await put_schedule(client, DIGEST_SCHEDULE_ID, schedule)
-
-
-async def remove_digest_schedule(client: Client) -> bool:
-    """Delete the digest's Schedule; False when there was none."""
-    return await drop_schedule(client, DIGEST_SCHEDULE_ID)
 
 
 async def send_digest_now(client: Client, task_queue: str, recipients: list[str]) -> NoticeOutcome:

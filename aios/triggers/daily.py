@@ -1,7 +1,8 @@
 """Daily Temporal Schedules aios keeps for itself (the digest, the drift check): one workflow
 started once a day at a time of day, skipped if the previous one still runs. Set by a CLI
 command, replaced whole when set again, and apart from the agents' Schedules (their ids do not
-start with `aios-schedule-`, so `aios agents apply` leaves them alone).
+start with `aios-schedule-`, so `aios agents apply` leaves them alone). They are set and removed with
+schedules.put_schedule and drop_schedule.
 """
 
 from __future__ import annotations
@@ -10,20 +11,15 @@ from datetime import time
 from typing import Any
 
 from temporalio.client import (
-    Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
-from temporalio.service import RPCError, RPCStatusCode
 
 
 def daily_schedule(
@@ -40,28 +36,3 @@ def daily_schedule(
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         state=ScheduleState(note=note),
     )
-
-
-async def put_schedule(client: Client, identifier: str, schedule: Schedule) -> bool:
-    """Create the Schedule, or replace its action and time; True when created."""
-    try:
-        await client.create_schedule(identifier, schedule, memo={"owner": "aios"})
-        return True
-    except ScheduleAlreadyRunningError:
-
-        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(identifier).update(replace)
-        return False
-
-
-async def drop_schedule(client: Client, identifier: str) -> bool:
-    """Delete the Schedule; False when there was none."""
-    try:
-        await client.get_schedule_handle(identifier).delete()
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        return False
-    return True

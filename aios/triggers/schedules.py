@@ -134,30 +134,31 @@ async def apply_schedules(
         existing = {identifier for identifier in existing if identifier.startswith(prefixes)}
     created, updated = [], []
     for identifier, schedule in wanted.items():
-        if await _create_or_update(client, identifier, schedule):
+        if await put_schedule(client, identifier, schedule, keep_pause=True):
             created.append(schedule_name(identifier))
         else:
             updated.append(schedule_name(identifier))
     deleted = []
     for identifier in sorted(existing - wanted.keys()):
-        try:
-            await client.get_schedule_handle(identifier).delete()
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:  # another apply deleted it first
-                raise
+        await drop_schedule(client, identifier)  # gone already: another apply deleted it first
         deleted.append(schedule_name(identifier))
     return Applied(created=created, updated=updated, deleted=deleted)
 
 
-async def _create_or_update(client: Client, identifier: str, schedule: Schedule) -> bool:
-    """True when created; an existing Schedule gets the new action, spec and policy."""
+async def put_schedule(
+    client: Client, identifier: str, schedule: Schedule, *, keep_pause: bool = False
+) -> bool:
+    """Create the Schedule, or give the existing one this action, spec and policy; True when
+    created. With `keep_pause`, its paused state and note stay: they are the operator's
+    (`aios schedules pause`); aios's own daily Schedules are replaced whole."""
     try:
         await client.create_schedule(identifier, schedule, memo={"owner": "aios"})
         return True
     except ScheduleAlreadyRunningError:
 
         def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
-            # The paused state and its note are the operator's (`aios schedules pause`).
+            if not keep_pause:
+                return ScheduleUpdate(schedule=schedule)
             state = current.description.schedule.state
             kept = ScheduleState(note=state.note, paused=state.paused)
             return ScheduleUpdate(
@@ -168,6 +169,17 @@ async def _create_or_update(client: Client, identifier: str, schedule: Schedule)
 
         await client.get_schedule_handle(identifier).update(replace)
         return False
+
+
+async def drop_schedule(client: Client, identifier: str) -> bool:
+    """Delete the Schedule; False when there was none."""
+    try:
+        await client.get_schedule_handle(identifier).delete()
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return False
+    return True
 
 
 async def owned_schedule_ids(client: Client) -> set[str]:
