@@ -15,6 +15,7 @@ from activities.actions import ActionActivities, as_application_error
 from activities.audit import run_entries
 from activities.deps import ActivityDeps
 from activities.memory import describe_run
+from activities.model_cache import Answer, ModelCache
 from activities.tool_results import ledger_results, tool_messages
 from aios.errors import ModelNotConfigured, NoSlotYet, application_error
 from aios.governance.audit import append
@@ -89,6 +90,7 @@ class AgentActivities:
     ) -> None:
         self._pool = deps.pool
         self._subjects = deps.subjects
+        self._cache = ModelCache(deps.pool)
         self._actions = actions or ActionActivities(deps, deps.connectors)
         providers = models or deps.models or {"offline": OfflineModel()}
         self._models: dict[str, ModelProvider] = {
@@ -199,18 +201,9 @@ class AgentActivities:
         if any(step.effect_key for step in request.done):  # a first turn touches no database
             async with self._pool.connection() as conn:
                 ledger = await ledger_results(conn, request.done, self._subjects)
-        results = tool_messages(request.done_actions, request.done, ledger)
-        response = await provider.chat(_chat_request(request, results))
-        cost = response.total_tokens / 1000 * manifest.model.cost_per_1k_tokens
-        return PlanResponse(
-            done=not response.tool_calls,
-            proposals=[_proposal(call.name, call.arguments, manifest) for call in response.tool_calls],
-            text=response.text,
-            model=response.model,
-            offline=response.offline,
-            tokens_used=response.total_tokens,
-            cost=cost,
-        )
+        results = tool_messages(request.done_actions, request.done, ledger, manifest.memory.previous_turns)
+        answer = await self._cache.chat(provider, request, _chat_request(request, results))
+        return _planned(manifest, answer)
 
     @activity.defn(name="agent.record")
     async def record(self, request: RecordRequest) -> None:
@@ -222,16 +215,11 @@ class AgentActivities:
 
 async def _settle(conn: AsyncConnection[Any], settlement: Settlement | None) -> None:
     if settlement is not None:
-        await budget.settle(
-            conn,
-            reservation_key=settlement.reservation_key,
-            tokens=settlement.tokens,
-            cost=settlement.cost,
-        )
+        await budget.settle(conn, settlement)
 
 
 def _settlement(request: ThinkRequest, plan: PlanResponse) -> Settlement:
-    return Settlement(reservation_key=request.budget.reservation_key, tokens=plan.tokens_used, cost=plan.cost)
+    return Settlement.of(request.budget.reservation_key, plan)
 
 
 async def _bookkeep(conn: AsyncConnection[Any], request: RecordRequest, subjects: SubjectVault) -> None:
@@ -298,7 +286,33 @@ def _chat_request(request: PlanRequest, results: list[ChatMessage]) -> ChatReque
         for event in request.events
     ]
     messages += results  # what each step returned (tool_results.py)
-    return ChatRequest(model=manifest.model.name, messages=messages, tools=_tools(manifest))
+    return ChatRequest(
+        model=manifest.model.name,
+        messages=messages,
+        tools=_tools(manifest),
+        temperature=manifest.model.temperature,
+    )
+
+
+def _planned(manifest: AgentManifest, answer: Answer) -> PlanResponse:
+    """The plan in the model's answer, charged what it cost, or (from the cache) what it saved."""
+    response = answer.response
+    tokens = response.total_tokens
+    cost = tokens / 1000 * manifest.model.cost_per_1k_tokens
+    nothing = (0, 0.0)
+    spent, saved = (nothing, (tokens, cost)) if answer.cached else ((tokens, cost), nothing)
+    return PlanResponse(
+        done=not response.tool_calls,
+        proposals=[_proposal(call.name, call.arguments, manifest) for call in response.tool_calls],
+        text=response.text,
+        model=response.model,
+        offline=response.offline,
+        tokens_used=spent[0],
+        cost=spent[1],
+        cached=answer.cached,
+        saved_tokens=saved[0],
+        saved_cost=saved[1],
+    )
 
 
 def _tools(manifest: AgentManifest) -> list[ToolSpec]:

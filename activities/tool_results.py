@@ -10,7 +10,7 @@ row (a rejected or forbidden one) is told by its status alone.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import AsyncConnection
 
@@ -34,13 +34,21 @@ async def ledger_results(
 
 
 def tool_messages(
-    done_actions: list[str], done: list[DoneStep], ledger: dict[str, effects.EffectRecord]
+    done_actions: list[str],
+    done: list[DoneStep],
+    ledger: dict[str, effects.EffectRecord],
+    previous_turns: Literal["whole", "summary"] = "whole",
 ) -> list[ChatMessage]:
-    """Every step as a tool message: the older ones by name ("done"), the told ones with results."""
+    """Every step as a tool message: the older ones by name ("done"), the told ones with results.
+
+    With `previous_turns: summary` only the latest result is told whole; the steps before it by
+    their status alone: fewer tokens per turn, for agents whose next move depends on the last.
+    """
     older = done_actions[: max(len(done_actions) - len(done), 0)]  # the told steps are the last
     messages = [ChatMessage(role="tool", name=name, content="done") for name in older]
-    for step in done:
-        record = ledger.get(step.effect_key) if step.effect_key else None
+    for index, step in enumerate(done):
+        whole = previous_turns == "whole" or index == len(done) - 1
+        record = ledger.get(step.effect_key) if step.effect_key and whole else None
         messages.append(
             ChatMessage(
                 role="tool", name=step.action, arguments=step.params, content=result_text(step, record)

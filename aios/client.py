@@ -48,7 +48,7 @@ from aios.governance.audit import AuditEntry, append
 from aios.governance.rollouts import VersionDiff, diff_runs
 from aios.governance.subjects import SubjectVault
 from aios.inbox.collect import collect as collect_inbox
-from aios.ledger import effects, runs
+from aios.ledger import budget, effects, runs
 from aios.models import PingInput, PingResult
 from aios.models.drift import Comparison, DriftReport, DriftWindows
 from aios.models.events import Published
@@ -58,6 +58,7 @@ from aios.models.notify import NoticeOutcome
 from aios.models.report import ValueReport
 from aios.models.run import (
     DEFAULT_MAX_HISTORY_EVENTS,
+    CacheSavings,
     Cause,
     CauseKind,
     Decision,
@@ -338,6 +339,13 @@ class AiosClient:
                 )
             )
         return found
+
+    async def cache_savings(self, run_ids: list[str]) -> dict[str, CacheSavings]:
+        """What the model-response cache saved each of these runs, from the budget ledger."""
+        if not run_ids:
+            return {}
+        async with self.connection() as conn, self._boundary():
+            return await budget.cache_savings(conn, run_ids)
 
     async def approvals(self) -> list[RunState]:
         """Every run waiting for a decision, with what it waits for (stuck runs left out).

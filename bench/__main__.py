@@ -23,6 +23,7 @@ BENCHMARKS = [
     "inbox_latency",
     "drift_detection",
     "tool_loop",
+    "model_cache",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")
 

@@ -222,10 +222,9 @@ class AgentRunWorkflow(Delegating):
             if plan is not None:
                 self._run.tokens += plan.tokens_used
                 self._run.cost += plan.cost
+                self._run.cache_saved = self._run.cache_saved.plus(plan)
                 if self._run.fused:
-                    self._run.unsettled = Settlement(
-                        reservation_key=budget.reservation_key, tokens=plan.tokens_used, cost=plan.cost
-                    )
+                    self._run.unsettled = Settlement.of(budget.reservation_key, plan)
                 return plan
             await self._pause_for_budget(result.grant)
 

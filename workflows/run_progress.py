@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from aios.models.run import (
         ActionCall,
         AuditEventRef,
+        CacheSavings,
         DayCapOverride,
         EffectInDoubt,
         PendingApproval,
@@ -89,6 +90,7 @@ class RunProgress:
     pending: PendingApproval | None = field(default=None, metadata=SHOWN)
     tokens: int = field(default=0, metadata=SHOWN)
     cost: float = field(default=0.0, metadata=SHOWN)
+    cache_saved: CacheSavings = field(default_factory=CacheSavings, metadata=SHOWN)
     highest_risk: RiskClass | None = field(default=None, metadata=SHOWN)
     outcome: str = field(default="", metadata=SHOWN)
     recalled: list[str] = field(default_factory=list, metadata=SHOWN)
@@ -182,6 +184,7 @@ class RunProgress:
         self.recalled = list(state.recalled)
         self.tokens = state.tokens_spent
         self.cost = state.cost_spent
+        self.cache_saved = state.cache_saved
         self.highest_risk = None if state.highest_risk == "none" else RiskClass(state.highest_risk)
         self.outcome = state.outcome
         self.awaiting_operator = state.awaiting_operator
@@ -206,6 +209,7 @@ class RunProgress:
             recalled=list(self.recalled),
             tokens_spent=self.tokens,
             cost_spent=round(self.cost, 6),
+            cache_saved=self.cache_saved,
             highest_risk=self.highest_risk.value if self.highest_risk else "none",
             outcome=self.outcome,
             awaiting_operator=self.awaiting_operator,

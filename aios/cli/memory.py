@@ -285,7 +285,8 @@ def _forget_summary(report: ForgetReport) -> str:
     )
     return (
         f"forgot {report.subject!r}: {report.documents} memory documents, {report.run_mirrors} run "
-        f"mirrors and {report.compactions} compaction summaries deleted from Postgres; {report.vectors} "
+        f"mirrors, {report.compactions} compaction summaries and {report.cached_answers} cached model "
+        f"answers deleted from Postgres; {report.vectors} "
         f"vectors deleted from Qdrant{pending}; {temporal}{shredded}"
     )
 

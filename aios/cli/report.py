@@ -27,6 +27,8 @@ COLUMNS = (
     "net (min)",
     "tokens",
     "cost (USD)",
+    "cache saved (tokens)",
+    "cache saved (USD)",
 )
 
 
@@ -45,7 +47,8 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="one JSON object, for scripts"),
 ) -> None:
     """Per agent: live runs, completed/compensated, a person's touches per run, the minutes saved
-    net of those touches (manifest `value:`), tokens and cost. The figure to steer by."""
+    net of those touches (manifest `value:`), tokens and cost, and what the model-response cache
+    saved. The figure to steer by."""
     try:
         start = parse_since(since, now=datetime.now(UTC))
     except ReportWindowInvalid as exc:
@@ -94,4 +97,6 @@ def _cells(row: AgentValue) -> tuple[object, ...]:
         f"{row.minutes_saved_net:g}",
         row.tokens,
         f"{row.cost:.4f}",
+        row.cache_tokens_saved,
+        f"{row.cache_cost_saved:.4f}",
     )

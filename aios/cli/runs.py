@@ -11,7 +11,7 @@ import typer
 
 from aios.cli.common import console, fail, run, say, settings, table
 from aios.client import AiosClient
-from aios.models.run import RunState
+from aios.models.run import CacheSavings, RunState
 
 app = typer.Typer()
 
@@ -83,9 +83,22 @@ def list_runs(
     """Recent runs, newest first, from Temporal's visibility store."""
 
     async def go() -> None:
-        found = await (await _client()).list_runs(agent=agent, state=state, limit=limit)
-        rows = [(r.run_id, r.agent, r.state, r.highest_risk, r.manifest_version, r.started) for r in found]
-        table("runs", ("run", "agent", "state", "risk", "manifest", "started"), rows)
+        client = await _client()
+        found = await client.list_runs(agent=agent, state=state, limit=limit)
+        saved = await client.cache_savings([r.run_id for r in found])
+        rows = [
+            (
+                r.run_id,
+                r.agent,
+                r.state,
+                r.highest_risk,
+                r.manifest_version,
+                r.started,
+                _cached(saved.get(r.run_id)),
+            )
+            for r in found
+        ]
+        table("runs", ("run", "agent", "state", "risk", "manifest", "started", "cache"), rows)
 
     run(go())
 
@@ -109,10 +122,18 @@ def show_run(
     run(go())
 
 
+def _cached(saved: CacheSavings | None) -> str:
+    """A run's cache column: how many turns the cache answered, and the tokens they saved."""
+    return f"{saved.hits} hit(s), {saved.tokens} tokens saved" if saved else ""
+
+
 def print_state(state: RunState) -> None:
     say(f"{state.run_id}: {state.status.value}  ({state.agent}, {state.mode}, {state.manifest_version})")
     spent = f"tokens {state.tokens_spent}, cost ${state.cost_spent:.4f}"
     say(f"turn {state.turn}, {spent}, highest risk {state.highest_risk}")
+    if state.cache_saved.hits:
+        saved = state.cache_saved
+        say(f"model-response cache: {_cached(saved)}, cost ${saved.cost:.4f} saved")
     if state.outcome:
         say(f"outcome: {state.outcome}")
     pending = state.pending_approval

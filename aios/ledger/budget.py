@@ -12,7 +12,14 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from aios.models.run import BudgetCap, BudgetGrant, BudgetRequest, budget_day
+from aios.models.run import (
+    BudgetCap,
+    BudgetGrant,
+    BudgetRequest,
+    CacheSavings,
+    Settlement,
+    budget_day,
+)
 from aios.store.transactions import atomic
 
 LOCK_AGENT = "SELECT pg_advisory_xact_lock(hashtext('aios-budget:' || %s))"
@@ -34,7 +41,17 @@ INSERT_RESERVATION = """
 INSERT INTO aios_budget_reservations (reservation_key, agent, run_id, day, tokens, cost)
 VALUES (%s, %s, %s, %s, %s, %s)
 """
-SETTLE_RESERVATION = "UPDATE aios_budget_reservations SET tokens = %s, cost = %s WHERE reservation_key = %s"
+SETTLE_RESERVATION = """
+UPDATE aios_budget_reservations
+SET tokens = %(tokens)s, cost = %(cost)s, cached = %(cached)s,
+    saved_tokens = %(saved_tokens)s, saved_cost = %(saved_cost)s
+WHERE reservation_key = %(reservation_key)s
+"""
+
+RUN_SAVINGS = """
+SELECT run_id, count(*), coalesce(sum(saved_tokens), 0), coalesce(sum(saved_cost), 0)
+FROM aios_budget_reservations WHERE cached AND run_id = ANY(%s) GROUP BY run_id
+"""
 
 
 def today() -> datetime.date:
@@ -161,10 +178,19 @@ def _ceiling_checks(
     return checks
 
 
-async def settle(conn: AsyncConnection[Any], *, reservation_key: str, tokens: int, cost: float) -> None:
-    """Replace the estimate with what the call actually used."""
-    await conn.execute(SETTLE_RESERVATION, (tokens, cost, reservation_key))
+async def settle(conn: AsyncConnection[Any], settlement: Settlement) -> None:
+    """Replace the estimate with what the call actually used (and, for a cache hit, saved)."""
+    await conn.execute(SETTLE_RESERVATION, settlement.model_dump())
 
 
 async def day_spend(conn: AsyncConnection[Any], agent: str) -> tuple[int, float]:
     return await _totals(conn, DAY_TOTALS, (agent, today()))
+
+
+async def cache_savings(conn: AsyncConnection[Any], run_ids: list[str]) -> dict[str, CacheSavings]:
+    """What the model-response cache saved each of these runs (runs it saved nothing are left out)."""
+    cursor = await conn.execute(RUN_SAVINGS, (run_ids,))
+    return {
+        row[0]: CacheSavings(hits=int(row[1]), tokens=int(row[2]), cost=float(row[3]))
+        for row in await cursor.fetchall()
+    }

@@ -165,6 +165,7 @@ class ForgetReport(Payload):
     executions: int = Field(default=0, description="Temporal executions deleted: runs and their children")
     runs_still_going: int = Field(default=0, description="runs of the subject not finished: kept everywhere")
     compactions: int = Field(default=0, description="compaction records (with their summaries) deleted")
+    cached_answers: int = Field(default=0, description="model answers cached in the subject's runs deleted")
     subject_keys: int = Field(
         default=0, description="subject keys destroyed: what its runs recorded (audit, effects) is unreadable"
     )

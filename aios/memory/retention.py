@@ -43,6 +43,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from aios.ledger import model_cache
 from aios.memory import documents
 from aios.memory.service import ErasedRuns, MemoryService
 from aios.models.base import Payload
@@ -100,6 +101,7 @@ class RetentionReport(Payload):
     vectors_pending: int = Field(
         default=0, description="left (as tombstones) to the process holding the store"
     )
+    expired_answers: int = Field(default=0, description="model-response cache entries past their ttl")
     notes: list[str] = Field(default_factory=list)
 
     @property
@@ -132,6 +134,7 @@ class RetentionReport(Payload):
             ("postgres", "memory documents archived", self.documents_archived),
             ("postgres", "memory documents deleted", self.documents_deleted),
             ("postgres", "run mirrors deleted", self.run_mirrors_deleted),
+            ("postgres", "expired model answers deleted", self.expired_answers),
             ("qdrant", "vectors deleted", self.vectors_deleted),
             ("qdrant", "vectors left to the store's holder", self.vectors_pending),
             ("temporal", "agent runs deleted", self.runs_deleted),
@@ -349,8 +352,14 @@ class Retention:
             run_rules=run_rules,
             vectors_deleted=tally.vectors_deleted,
             vectors_pending=tally.vectors_pending,
+            expired_answers=0 if dry_run else await self._drop_expired_answers(),
             notes=notes,
         )
+
+    async def _drop_expired_answers(self) -> int:
+        """Expired answers are never served; this only gives their space back."""
+        async with self.pool.connection() as conn:
+            return await model_cache.drop_expired(conn)
 
     # -- memories -------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from aios.governance.subjects import SubjectVault
+from aios.ledger import model_cache
 from aios.memory import documents
 from aios.memory.documents import Document, Vector
 from aios.memory.embedders import Embedder, QueryCache
@@ -232,6 +233,7 @@ class MemoryService:
             mirrors, live = await _delete_run_mirrors(conn, request, include_runs, erased)
             await documents.add_tombstones(conn, ids)
             compactions = await documents.delete_subject_compactions(conn, request.subject, request.agent)
+            answers = await model_cache.forget_subject(conn, request.subject, request.agent)
             # What the runs recorded (audit, effects, webhook events) becomes unreadable.
             keys = await SubjectVault.forget(conn, request.subject, request.agent) if include_runs else 0
         deleted = await self.drop_vectors(ids)
@@ -251,6 +253,7 @@ class MemoryService:
             executions=erased.executions if erased is not None else 0,
             runs_still_going=live,
             compactions=compactions,
+            cached_answers=answers,
             subject_keys=keys,
         )
 

@@ -154,11 +154,21 @@ class MemorySpec(Strict):
         pattern=r"^[a-z][a-z0-9_-]{0,63}$",
         description="the kind a run's memories are kept as: retention rules keep or prune by kind",
     )
+    previous_turns: Literal["whole", "summary"] = Field(
+        default="whole",
+        description="what each turn is told of the steps before: every result whole, or the latest "
+        "result whole and the earlier steps as one line (fewer tokens per turn, less to reason from)",
+    )
 
 
-# The memory fields a run's own memories added, left out of the version hash at their defaults:
-# they did not change what earlier manifests mean.
-MEMORY_DEFAULTS: dict[str, object] = {"remember": "outcomes", "importance": 0.5, "kind": "outcome"}
+# The memory fields added after the first release, left out of the version hash at their
+# defaults: they did not change what earlier manifests mean.
+MEMORY_DEFAULTS: dict[str, object] = {
+    "remember": "outcomes",
+    "importance": 0.5,
+    "kind": "outcome",
+    "previous_turns": "whole",
+}
 
 
 class BudgetSpec(Strict):
@@ -169,11 +179,51 @@ class BudgetSpec(Strict):
     max_concurrent_runs: int = Field(default=4, gt=0)
 
 
+# What OpenAI-compatible APIs sample at when no temperature is sent.
+PROVIDER_DEFAULT_TEMPERATURE = 1.0
+
+
+class CacheSpec(Strict):
+    """Answers of the model kept and served again to the same question (activities/model_cache.py)."""
+
+    ttl: timedelta = Field(default=timedelta(hours=1), description="how long an answer is served again")
+    scope: Literal["agent", "subject"] = Field(
+        default="agent",
+        description="who shares an answer: every run of the agent, or only runs for the same subject",
+    )
+    temperature_max: float = Field(
+        default=0.0, ge=0, le=2, description="a call sampled hotter than this is never cached"
+    )
+    personal_fields: list[str] = Field(
+        default_factory=list,
+        description="task or event fields that carry personal data: a call carrying one is never cached",
+    )
+
+    @model_validator(mode="after")
+    def _positive_ttl(self) -> CacheSpec:
+        if self.ttl <= timedelta(0):
+            raise ValueError("expected model.cache.ttl to be a positive duration, e.g. PT1H")
+        return self
+
+
 class ModelSpec(Strict):
     provider: str = Field(default="offline", description="offline, or openai for any compatible API")
     name: str = "offline-planner"
     cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="USD, for the budget ledger")
     tokens_per_turn_estimate: int = Field(default=800, gt=0, description="reserved before a call")
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="sampling temperature; unset: the provider's default (1.0)"
+    )
+    cache: CacheSpec | None = Field(default=None, description="serve repeated questions from a cache")
+
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature a call is sampled at: unset is the provider's default, OpenAI's 1.0."""
+        return PROVIDER_DEFAULT_TEMPERATURE if self.temperature is None else self.temperature
+
+
+# The model fields added after the first release, left out of the version hash while unset.
+MODEL_DEFAULTS: dict[str, object] = {"temperature": None, "cache": None}
 
 
 Minutes = Annotated[float, Field(ge=0)]
@@ -244,6 +294,7 @@ class AgentManifest(Strict):
         for action in content["actions"].values():
             _drop_defaults(action, DELEGATION_DEFAULTS)
         _drop_defaults(content["memory"], MEMORY_DEFAULTS)
+        _drop_defaults(content["model"], MODEL_DEFAULTS)
         if self.policy.verified_over is None:
             # Unset, it leaves the hash of every manifest from before it unchanged.
             del content["policy"]["verified_over"]

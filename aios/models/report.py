@@ -35,6 +35,8 @@ class AgentValue(Payload):
         ge=0, description="tokens the runs spent themselves (children count as their own agent)"
     )
     cost: float = Field(ge=0, description="USD, as the budget ledger settled it")
+    cache_tokens_saved: int = Field(default=0, ge=0, description="tokens the model-response cache saved")
+    cache_cost_saved: float = Field(default=0.0, ge=0, description="USD the model-response cache saved")
     value_declared: bool = Field(description="the agent's manifest has a `value:` section (else it saves 0)")
 
 

@@ -255,6 +255,23 @@ class DayCapOverride(Payload):
     at: datetime
 
 
+class CacheSavings(Payload):
+    """Turns answered from the model-response cache, and what their calls would have spent."""
+
+    hits: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+
+    def plus(self, plan: PlanResponse) -> CacheSavings:
+        if not plan.cached:
+            return self
+        return CacheSavings(
+            hits=self.hits + 1,
+            tokens=self.tokens + plan.saved_tokens,
+            cost=round(self.cost + plan.saved_cost, 6),
+        )
+
+
 class RunState(Payload):
     """What the `state` query returns, and what is mirrored to Postgres after each step."""
 
@@ -271,6 +288,9 @@ class RunState(Payload):
     recalled: list[str] = Field(default_factory=list, description="memories the run started with")
     tokens_spent: int = 0
     cost_spent: float = 0.0
+    cache_saved: CacheSavings = Field(
+        default_factory=CacheSavings, description="turns the model-response cache answered"
+    )
     highest_risk: str = "none"
     outcome: str = ""
     awaiting_operator: EffectInDoubt | None = Field(
@@ -338,6 +358,9 @@ class PlanResponse(Payload):
     offline: bool
     tokens_used: int = Field(ge=0)
     cost: float = Field(ge=0)
+    cached: bool = Field(default=False, description="answered from the model-response cache")
+    saved_tokens: int = Field(default=0, ge=0, description="what the cached answer cost when first asked")
+    saved_cost: float = Field(default=0.0, ge=0)
 
 
 class BudgetRequest(Payload):
@@ -443,6 +466,21 @@ class Settlement(Payload):
     reservation_key: str
     tokens: int = Field(ge=0)
     cost: float = Field(ge=0)
+    cached: bool = False
+    saved_tokens: int = Field(default=0, ge=0)
+    saved_cost: float = Field(default=0.0, ge=0)
+
+    @classmethod
+    def of(cls, reservation_key: str, plan: PlanResponse) -> Settlement:
+        """The turn's settlement: what its plan used, and what a cache hit saved."""
+        return cls(
+            reservation_key=reservation_key,
+            tokens=plan.tokens_used,
+            cost=plan.cost,
+            cached=plan.cached,
+            saved_tokens=plan.saved_tokens,
+            saved_cost=plan.saved_cost,
+        )
 
 
 class ThinkResult(Payload):

@@ -24,6 +24,8 @@ class Tally:
     compensated: int = 0
     tokens: int = 0
     cost: float = 0.0
+    cache_tokens_saved: int = 0
+    cache_cost_saved: float = 0.0
     executed: Mapping[str, int] = field(default_factory=dict)  # executed steps of completed runs, per action
     approvals: int = 0
     resumes: int = 0
@@ -60,6 +62,8 @@ def total(rows: Iterable[AgentValue], *, minutes_per_touch: float) -> AgentValue
         compensated=sum(row.compensated for row in listed),
         tokens=sum(row.tokens for row in listed),
         cost=sum(row.cost for row in listed),
+        cache_tokens_saved=sum(row.cache_tokens_saved for row in listed),
+        cache_cost_saved=sum(row.cache_cost_saved for row in listed),
         approvals=sum(row.approvals for row in listed),
         resumes=sum(row.resumes for row in listed),
         resolutions=sum(row.resolutions for row in listed),
@@ -87,5 +91,7 @@ def _row(tally: Tally, *, gross: float, minutes_per_touch: float, declared: bool
         minutes_saved_net=gross - touched,
         tokens=tally.tokens,
         cost=tally.cost,
+        cache_tokens_saved=tally.cache_tokens_saved,
+        cache_cost_saved=tally.cache_cost_saved,
         value_declared=declared,
     )

@@ -31,7 +31,9 @@ SELECT agent,
        count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status = 'compensated') AS compensated,
        coalesce(sum((state->>'tokens_spent')::bigint), 0) AS tokens,
-       coalesce(sum((state->>'cost_spent')::numeric), 0) AS cost
+       coalesce(sum((state->>'cost_spent')::numeric), 0) AS cost,
+       coalesce(sum((state->'cache_saved'->>'tokens')::bigint), 0) AS cache_tokens_saved,
+       coalesce(sum((state->'cache_saved'->>'cost')::numeric), 0) AS cache_cost_saved
 FROM runs GROUP BY agent
 """
 
@@ -83,6 +85,8 @@ def _tally(totals: dict[str, Any], executed: dict[str, int], touches: dict[str, 
         compensated=int(totals["compensated"]),
         tokens=int(totals["tokens"]),
         cost=float(totals["cost"]),
+        cache_tokens_saved=int(totals["cache_tokens_saved"]),
+        cache_cost_saved=float(totals["cache_cost_saved"]),
         executed=executed,
         approvals=int(touches["approvals"]) if touches else 0,
         resumes=int(touches["resumes"]) if touches else 0,

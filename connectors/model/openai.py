@@ -130,6 +130,8 @@ def chat_body(request: ChatRequest) -> Json:
     body: Json = {"model": request.model, "messages": openai_messages(request.messages)}
     if request.tools:  # some servers refuse an empty list
         body["tools"] = [openai_tool(tool) for tool in request.tools]
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
     return body
 
 

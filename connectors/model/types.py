@@ -35,6 +35,7 @@ class ChatRequest(_Frozen):
     model: str
     messages: list[ChatMessage]
     tools: list[ToolSpec] = Field(default_factory=list)
+    temperature: float | None = Field(default=None, description="unset: the provider's default")
 
 
 class ChatResponse(_Frozen):

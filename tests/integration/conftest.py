@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -15,6 +16,7 @@ from aios.client import AiosClient
 from aios.settings import Settings
 from aios.store.migrate import migrate
 from tests.support.effect_server import EffectServer
+from tests.support.fake_openai import FAKE_OPENAI_KEY, FakeOpenAI
 from tests.support.stripe_mock import stripe_mock_fixture  # noqa: F401  (shared fixture)
 from workers.main import run_worker
 
@@ -32,11 +34,42 @@ async def aios_client(
 ) -> AsyncIterator[AiosClient]:
     """A client whose runs go to a worker running in this test, on this test's own queue."""
     settings = stack_settings.model_copy(update={"task_queue": task_queue})
+    async with _with_worker(settings, temporal_client) as client:
+        yield client
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """The loopback OpenAI-compatible API, asking for FAKE_OPENAI_KEY."""
+    server = FakeOpenAI(api_key=FAKE_OPENAI_KEY).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def openai_client(
+    stack_settings: Settings, temporal_client: Client, task_queue: str, fake_openai: FakeOpenAI
+) -> AsyncIterator[AiosClient]:
+    """Like `aios_client`, with the worker's `openai` model pointed at the fake."""
+    settings = stack_settings.model_copy(
+        update={
+            "task_queue": task_queue,
+            "model_base_url": fake_openai.url,
+            "model_api_key": SecretStr(FAKE_OPENAI_KEY),
+        }
+    )
+    async with _with_worker(settings, temporal_client) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def _with_worker(settings: Settings, temporal_client: Client) -> AsyncIterator[AiosClient]:
     stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=task_queue))
+    queue = settings.task_queue
+    worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=queue))
     try:
         yield AiosClient(temporal_client, settings)
-        await _terminate_leftovers(temporal_client, task_queue)
+        await _terminate_leftovers(temporal_client, queue)
     finally:
         stop.set()
         await worker

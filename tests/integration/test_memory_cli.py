@@ -215,7 +215,7 @@ async def test_retention_from_the_cli_while_the_store_is_held(
 async def test_forget_names_every_store(worker_memory: MemoryService) -> None:
     code, output = await asyncio.to_thread(invoke, "forget", "--subject", "acme")
     assert code == 0, output
-    assert "1 memory documents, 0 run mirrors and 0 compaction summaries deleted from Postgres" in output
+    assert "1 memory documents, 0 run mirrors, 0 compaction summaries and 0 cached model answers" in output
     assert "0 executions deleted from Temporal" in output
     code, output = await asyncio.to_thread(invoke, "forget", "--subject", "globex", "--keep-runs")
     assert code == 0, output

@@ -5,38 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import SecretStr
-from temporalio.client import Client
 
 from aios.client import AiosClient
 from aios.models.manifest import ModelSpec
 from aios.models.run import RunStatus
-from aios.settings import Settings
 from connectors.errors import NotConfigured
 from connectors.http_base import RetryPolicy
 from connectors.model import ChatMessage, ChatRequest, OpenAICompatibleModel, ToolSpec
 from tests.support.effect_server import EffectServer
-from tests.support.fake_openai import FakeOpenAI, Reply, embedding_of
+from tests.support.fake_openai import FAKE_OPENAI_KEY, FakeOpenAI, Reply, embedding_of
 from tests.support.manifests import noop_manifest, refund_like_manifest
-from workers.main import run_worker
 
-API_KEY = "sk-integration-SecretKey-4242"
+API_KEY = FAKE_OPENAI_KEY
 TOOLS = [ToolSpec(name="step_1", parameters={"type": "object", "properties": {"confidence": {}}})]
 REQUEST = ChatRequest(
     model="fake-model",
     messages=[ChatMessage(role="system", content="s"), ChatMessage(role="user", content="{}")],
     tools=TOOLS,
 )
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI(api_key=API_KEY).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -118,29 +107,6 @@ async def test_embeddings(model: OpenAICompatibleModel, fake_openai: FakeOpenAI)
 
 
 # -- a whole run on the conductor -------------------------------------------------------------
-
-
-@pytest.fixture
-async def openai_client(
-    stack_settings: Settings, temporal_client: Client, task_queue: str, fake_openai: FakeOpenAI
-) -> AsyncIterator[AiosClient]:
-    """Like `aios_client`, with the worker's `openai` model pointed at the fake."""
-    settings = stack_settings.model_copy(
-        update={
-            "task_queue": task_queue,
-            "model_base_url": fake_openai.url,
-            "model_api_key": SecretStr(API_KEY),
-        }
-    )
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=task_queue))
-    yield AiosClient(temporal_client, settings)
-    # A run a failed test left waiting would otherwise pile up in the dev server.
-    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
-    async for execution in temporal_client.list_workflows(query):
-        await temporal_client.get_workflow_handle(execution.id).terminate("test finished")
-    stop.set()
-    await worker
 
 
 async def test_a_run_on_an_openai_model_completes_and_is_charged_what_it_reported(

@@ -1,7 +1,8 @@
 """A loopback server that speaks enough of the OpenAI API to test the model connector.
 
 `/v1/chat/completions` answers from a script, one `Reply` per request in order (tool calls,
-a final text, or an error status with Retry-After); when the script runs out it says "done".
+a final text, or an error status with Retry-After); when the script runs out, `answer` (a
+function of the request's body) answers, or "done".
 `/v1/embeddings` answers deterministic vectors derived from each text. Every request's body
 and headers are recorded. With `api_key` set, a request without that bearer key gets the
 401 OpenAI gives, which (unlike OpenAI) echoes the key it got, so tests can prove redaction.
@@ -12,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EMBEDDING_DIMENSIONS = 8
+# The key the integration tests' fake asks for (tests/integration/conftest.py).
+FAKE_OPENAI_KEY = "sk-integration-SecretKey-4242"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class Recorded:
 @dataclass
 class FakeOpenAI:
     script: list[Reply] = field(default_factory=list)
+    # Answers a chat from its request body once the script is spent (a model without a script).
+    answer: Callable[[dict[str, Any]], Reply] | None = None
     api_key: str | None = None
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,9 +80,11 @@ class FakeOpenAI:
         with self.lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    def next_reply(self) -> Reply:
+    def next_reply(self, body: dict[str, Any]) -> Reply:
         with self.lock:
-            return self.script.pop(0) if self.script else Reply(text="done")
+            if self.script:
+                return self.script.pop(0)
+        return self.answer(body) if self.answer is not None else Reply(text="done")
 
     def record(self, recorded: Recorded) -> None:
         with self.lock:
@@ -153,7 +161,7 @@ def _handler_for(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             return False
 
         def _chat(self, body: dict[str, Any]) -> None:
-            reply = state.next_reply()
+            reply = state.next_reply(body)
             if reply.status != 200:
                 headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
                 error = {"message": f"injected {reply.status}", "type": "injected"}

@@ -17,6 +17,7 @@ from aios.models.events import RunEvent
 from aios.models.manifest import Grade, RiskClass
 from aios.models.run import (
     ActionCall,
+    CacheSavings,
     DayCapOverride,
     EffectInDoubt,
     PendingApproval,
@@ -51,6 +52,7 @@ NOT_DEFAULT: dict[str, Any] = {
     ),
     "tokens": 1234,
     "cost": 0.125,
+    "cache_saved": CacheSavings(hits=2, tokens=240, cost=0.12),
     "highest_risk": RiskClass.MEDIUM,
     "outcome": "so far so good",
     "recalled": ["a memory"],

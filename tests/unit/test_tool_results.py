@@ -54,6 +54,17 @@ def test_older_steps_are_told_by_name_and_the_last_ones_with_results() -> None:
     assert [m.content for m in tool_messages(["a", "b"], [], {})] == ["done", "done"]
 
 
+def test_summarised_previous_turns_tell_only_the_latest_result_whole() -> None:
+    told = [done(1, "charge", "k1"), done(2, "refund", "k2", status="failed", error="card expired")]
+    ledger = {"k1": record({"id": "ch_1"}), "k2": record({"id": "re_1"}, "failed")}
+    earlier, latest = tool_messages(["charge", "refund"], told, ledger, "summary")
+    assert json.loads(earlier.content) == {"step": 1, "status": "executed"}
+    assert json.loads(latest.content)["response"] == {"id": "re_1"}
+    assert json.loads(latest.content)["error"] == "card expired"
+    whole = tool_messages(["charge", "refund"], told, ledger)
+    assert json.loads(whole[0].content)["response"] == {"id": "ch_1"}
+
+
 async def test_the_offline_model_quotes_the_latest_result_s_id_in_its_message() -> None:
     tools = [
         ToolSpec(name="issue_refund", parameters={"type": "object", "properties": {"amount": {}}}),
