@@ -48,6 +48,7 @@ from aios.governance.audit import AuditEntry, append
 from aios.governance.rollouts import VersionDiff, diff_runs
 from aios.governance.subjects import SubjectVault
 from aios.inbox.collect import collect as collect_inbox
+from aios.inbox.collect import waiting_for_decision
 from aios.ledger import budget, effects, runs
 from aios.models import PingInput, PingResult
 from aios.models.drift import Comparison, DriftReport, DriftWindows
@@ -360,18 +361,11 @@ class AiosClient:
         """The runs waiting for a decision, and those listed as waiting whose workflow task fails.
 
         Returns:
-            (waiting states, stuck runs): a stuck run cannot be queried, so it is reported instead.
+            (waiting states, stuck runs), read like the inbox's approvals: from the runs'
+            mirrors in Postgres and one visibility listing; a stuck run is reported apart.
         """
-        listed = await self.list_runs(state="waiting_approval", limit=200)
-        states, stuck = [], []
-        for run in listed:
-            if run.temporal_status != "RUNNING":
-                continue
-            try:
-                states.append(await self.state(run.run_id))
-            except RunStuck as problem:
-                stuck.append(problem)
-        return [state for state in states if state.pending_approval is not None], stuck
+        async with self.connection() as conn, self._boundary():
+            return await waiting_for_decision(conn, self.temporal)
 
     async def inbox(self) -> list[InboxItem]:
         """Every item that needs a person, oldest first, each with its settling command.

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from aios.drift.inbox import drift_alarms
-from aios.errors import AiosError
+from aios.errors import AiosError, RunStuck
 from aios.governance.admission import AGENT_RUN
 from aios.governance.manifests import find_manifest
 from aios.governance.subjects import Opener, SubjectVault
@@ -175,10 +175,20 @@ async def _breakers(conn: AsyncConnection[Any]) -> list[InboxItem]:
 async def _stuck_runs(
     conn: AsyncConnection[Any], temporal: Client, open_runs: dict[str, datetime]
 ) -> list[InboxItem]:
+    return [stuck_item(problem, agent) for problem, agent in await stuck_runs(conn, temporal, open_runs)]
+
+
+async def stuck_runs(
+    conn: AsyncConnection[Any], temporal: Client, open_runs: dict[str, datetime]
+) -> list[tuple[RunStuck, str | None]]:
     """Open runs described to learn whether their workflow task keeps failing: those Temporal
     reports problems for (server 1.28 on), the most recently active waiting ones (a decision
     that crashed the task leaves the mirror waiting), running ones whose mirror has been quiet
-    a while, then those with no mirror, newest first, at most MAX_DESCRIBED per read."""
+    a while, then those with no mirror, newest first, at most MAX_DESCRIBED per read.
+
+    Returns:
+        (what fails, the run's agent when its mirror names it) per stuck run.
+    """
     cursor = await conn.execute(QUIET_RUNS, {"quiet": QUIET_AFTER.total_seconds(), "n": MAX_DESCRIBED})
     quiet = {str(run_id): str(agent) for run_id, agent in await cursor.fetchall() if run_id in open_runs}
     mirrored = await _mirrored(conn, list(open_runs))
@@ -192,13 +202,31 @@ async def _stuck_runs(
     chosen = list(candidates.items())[:MAX_DESCRIBED]
     gate = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
 
-    async def check(run_id: str, agent: str | None) -> InboxItem | None:
+    async def check(run_id: str, agent: str | None) -> tuple[RunStuck, str | None] | None:
         async with gate:
             problem = await diagnose_stuck(temporal, run_id)
-        return stuck_item(problem, agent) if problem is not None else None
+        return (problem, agent) if problem is not None else None
 
     found = await asyncio.gather(*(check(run_id, agent) for run_id, agent in chosen))
-    return [item for item in found if item is not None]
+    return [each for each in found if each is not None]
+
+
+async def waiting_for_decision(
+    conn: AsyncConnection[Any], temporal: Client
+) -> tuple[list[RunState], list[RunStuck]]:
+    """The open runs waiting at an approval gate, oldest wait first, from their mirrors (no
+    query per run: a thousand waiting runs list in one read), and the stuck ones, which no
+    decision reaches, apart."""
+    open_runs = await _open_runs(temporal)
+    stuck = await stuck_runs(conn, temporal, open_runs)
+    stuck_ids = {problem.run_id for problem, _ in stuck}
+    cursor = await conn.execute(WAITING_RUNS, ([RunStatus.WAITING_APPROVAL.value],))
+    states = [
+        RunState.model_validate(raw_state)
+        for run_id, _agent, _status, raw_state, _updated in await cursor.fetchall()
+        if run_id in open_runs and run_id not in stuck_ids
+    ]
+    return [state for state in states if state.pending_approval is not None], [p for p, _ in stuck]
 
 
 async def _reported_problems(temporal: Client) -> list[str]:
