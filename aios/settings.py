@@ -144,6 +144,17 @@ class Settings(BaseSettings):
         description="path of the Temporal CLI binary used for the local dev server",
     )
     task_queue: str = Field(default="aios", min_length=1)
+    worker_workflow_tasks: int = Field(
+        default=100,
+        gt=0,
+        description="workflow tasks a worker runs at once (they share one interpreter lock)",
+    )
+    worker_cached_runs: int = Field(
+        default=1000,
+        ge=0,
+        description="runs a worker keeps in memory between their workflow tasks (Temporal's sticky "
+        "cache); one evicted while it waits is replayed from its history when it wakes",
+    )
     database_url: SecretStr | None = Field(
         default=None, description="postgresql:// URL; unset means the project-local cluster"
     )

@@ -24,6 +24,7 @@ BENCHMARKS = [
     "drift_detection",
     "tool_loop",
     "model_cache",
+    "waiting_runs",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")
 

@@ -98,6 +98,8 @@ def _workers(
         workflows=workflows,
         activities=build_activities(deps),
         workflow_runner=workflow_runner(),
+        max_cached_workflows=settings.worker_cached_runs,
+        max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
     )
     execute = ActionActivities(deps, deps.connectors).execute

@@ -1,4 +1,4 @@
-"""`aios status`, `aios effects` and effect retention, against the real stack."""
+"""`aios status`, `aios effects`, `aios approvals` and effect retention, against the real stack."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import psycopg
 
 from aios.client import AiosClient
 from aios.ledger import effects
+from aios.models.run import RunStatus
 from aios.settings import Settings
+from tests.support.effect_server import EffectServer
 from tests.support.env import child_env
-from tests.support.manifests import noop_manifest
+from tests.support.manifests import noop_manifest, refund_like_manifest
+from tests.support.runs import wait_for_status
 
 AIOS = [sys.executable, "-m", "aios.cli"]
 
@@ -75,3 +78,23 @@ async def test_memory_show_prints_a_runs_working_memory(aios_client: AiosClient)
     missing = await asyncio.to_thread(_aios, "memory", "show", "no-such-run")
     assert missing.returncode == 1
     assert "no working memory" in missing.stderr
+
+
+async def test_approvals_lists_the_runs_waiting_and_not_one_terminated_while_waiting(
+    aios_client: AiosClient, effect_server: EffectServer
+) -> None:
+    manifest = refund_like_manifest(effect_server.url)
+    waiting, terminated = [
+        await aios_client.start_run(manifest.name, {"customer": f"c-{i}", "amount": 250}, manifest=manifest)
+        for i in range(2)
+    ]
+    for started in (waiting, terminated):
+        await wait_for_status(aios_client, started.run_id, RunStatus.WAITING_APPROVAL)
+    # Terminated at the gate: its mirror still says it waits; Temporal knows better.
+    await aios_client.handle(terminated.run_id).terminate("operator cleanup")
+
+    listed = await asyncio.to_thread(_aios, "approvals")
+    assert listed.returncode == 0, listed.stderr
+    assert waiting.run_id in listed.stdout and terminated.run_id not in listed.stdout
+    [row] = [line for line in listed.stdout.splitlines() if waiting.run_id in line]
+    assert "payout" in row
