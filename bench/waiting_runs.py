@@ -27,7 +27,7 @@ from bench.langgraph_common import rss_mb
 from bench.report import Section, percentile, summarize_ms
 
 RUNS = int(os.environ.get("AIOS_BENCH_WAITING_RUNS", "1000"))
-CACHE_SIZES = (1000, 100)
+CACHE_SIZES = tuple(int(size) for size in os.environ.get("AIOS_BENCH_WAITING_CACHES", "1000,100").split(","))
 SAMPLE = 20
 START_CONCURRENCY = 16
 DECIDE_CONCURRENCY = 32
