@@ -11,13 +11,14 @@ from psycopg import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.actions import ActionActivities, as_application_error
+from activities.actions import ActionActivities
 from activities.audit import run_entries
 from activities.deps import ActivityDeps
 from activities.memory import describe_run
 from activities.model_cache import Answer, ModelCache
+from activities.model_choice import Chosen, first_answer
 from activities.tool_results import ledger_results, tool_messages
-from aios.errors import ModelNotConfigured, NoSlotYet, application_error
+from aios.errors import NoSlotYet, application_error
 from aios.governance.audit import append
 from aios.governance.policy import chained_act
 from aios.governance.slots import free_ended_slots
@@ -43,11 +44,9 @@ from aios.models.run import (
     reservation_key,
 )
 from aios.observability.telemetry import current_trace_id
-from connectors.errors import ConnectorError
 from connectors.model import (
     ChatMessage,
     ChatRequest,
-    ChatResponse,
     ModelProvider,
     OfflineModel,
     ToolSpec,
@@ -64,23 +63,6 @@ JUDGEMENT_PROPERTIES: dict[str, Any] = {
 }
 
 
-class _TemporalErrors:
-    """A model provider whose connector errors reach Temporal as ApplicationErrors.
-
-    Without this a refused API key (NotConfigured) would be retried for ever, and a 429's
-    Retry-After would be ignored; with it they are final or waited out like an action's.
-    """
-
-    def __init__(self, provider: ModelProvider) -> None:
-        self._provider = provider
-
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        try:
-            return await self._provider.chat(request)
-        except ConnectorError as exc:
-            raise as_application_error(exc) from exc
-
-
 class AgentActivities:
     def __init__(
         self,
@@ -92,10 +74,7 @@ class AgentActivities:
         self._subjects = deps.subjects
         self._cache = ModelCache(deps.pool)
         self._actions = actions or ActionActivities(deps, deps.connectors)
-        providers = models or deps.models or {"offline": OfflineModel()}
-        self._models: dict[str, ModelProvider] = {
-            name: _TemporalErrors(provider) for name, provider in providers.items()
-        }
+        self._models: dict[str, ModelProvider] = models or deps.models or {"offline": OfflineModel()}
 
     @activity.defn(name="agent.acquire_slot")
     async def acquire_slot(self, request: SlotRequest) -> None:
@@ -188,21 +167,16 @@ class AgentActivities:
 
     async def _plan(self, request: PlanRequest) -> PlanResponse:
         manifest = request.manifest
-        provider = self._models.get(manifest.model.provider)
-        if provider is None:
-            raise application_error(
-                ModelNotConfigured,
-                f"model provider {manifest.model.provider!r} is not configured in this worker "
-                f"(available: {sorted(self._models)}); for `openai`, set AIOS_MODEL_BASE_URL to an "
-                "OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1 for Ollama",
-                non_retryable=True,
-            )
         ledger: dict[str, EffectRecord] = {}
         if any(step.effect_key for step in request.done):  # a first turn touches no database
             async with self._pool.connection() as conn:
                 ledger = await ledger_results(conn, request.done, self._subjects)
         results = tool_messages(request.done_actions, request.done, ledger, manifest.memory.previous_turns)
-        answer = await self._cache.chat(provider, request, _chat_request(request, results))
+
+        async def ask(chat: ChatRequest) -> Chosen:
+            return await first_answer(self._models, manifest.model, chat)
+
+        answer = await self._cache.chat(ask, request, _chat_request(request, results))
         return _planned(manifest, answer)
 
     @activity.defn(name="agent.record")
@@ -296,20 +270,26 @@ def _chat_request(request: PlanRequest, results: list[ChatMessage]) -> ChatReque
 
 def _planned(manifest: AgentManifest, answer: Answer) -> PlanResponse:
     """The plan in the model's answer, charged what it cost, or (from the cache) what it saved."""
-    response = answer.response
+    chosen = answer.chosen
+    response = chosen.response
     tokens = response.total_tokens
-    cost = tokens / 1000 * manifest.model.cost_per_1k_tokens
+    cost = tokens / 1000 * chosen.cost_per_1k_tokens
     nothing = (0, 0.0)
     spent, saved = (nothing, (tokens, cost)) if answer.cached else ((tokens, cost), nothing)
+    planned_by = chosen.label if chosen.fallback else ""
     return PlanResponse(
         done=not response.tool_calls,
-        proposals=[_proposal(call.name, call.arguments, manifest) for call in response.tool_calls],
+        proposals=[
+            _proposal(call.name, call.arguments, manifest, planned_by) for call in response.tool_calls
+        ],
         text=response.text,
         model=response.model,
         offline=response.offline,
         tokens_used=spent[0],
         cost=spent[1],
         cached=answer.cached,
+        provider=chosen.provider,
+        fallback=chosen.passed_over,
         saved_tokens=saved[0],
         saved_cost=saved[1],
     )
@@ -330,7 +310,9 @@ def _tools(manifest: AgentManifest) -> list[ToolSpec]:
     return tools
 
 
-def _proposal(name: str, arguments: dict[str, Any], manifest: AgentManifest) -> ProposedAction:
+def _proposal(
+    name: str, arguments: dict[str, Any], manifest: AgentManifest, planned_by: str = ""
+) -> ProposedAction:
     spec = manifest.actions.get(name)
     wanted = set(spec.params) if spec else set()
     params = {key: value for key, value in arguments.items() if key in wanted}
@@ -340,6 +322,7 @@ def _proposal(name: str, arguments: dict[str, Any], manifest: AgentManifest) -> 
         amount=_number(params.get("amount")),
         confidence=_clamp(arguments.get("confidence", 0.0)),
         rationale=str(arguments.get("rationale", "")),
+        fallback_model=planned_by,
     )
 
 

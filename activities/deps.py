@@ -112,7 +112,8 @@ def build_connectors(settings: Settings, http: httpx.AsyncClient) -> dict[str, A
 
 
 def build_models(settings: Settings) -> dict[str, ModelProvider]:
-    """The offline model always; `openai` only when its URL is set (else a run using it fails)."""
+    """The offline model always; `openai` only when its URL is set (else a run using it fails);
+    each of AIOS_MODEL_PROVIDERS by its name."""
     models: dict[str, ModelProvider] = {"offline": OfflineModel()}
     if settings.model_base_url is not None:
         api_key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
@@ -120,6 +121,12 @@ def build_models(settings: Settings) -> dict[str, ModelProvider]:
             base_url=settings.model_base_url,
             api_key=api_key,
             timeout_seconds=settings.model_timeout_seconds,
+        )
+    for name, endpoint in settings.model_providers.items():
+        models[name] = OpenAICompatibleModel(
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key.get_secret_value() if endpoint.api_key else None,
+            timeout_seconds=endpoint.timeout_seconds,
         )
     return models
 

@@ -10,23 +10,27 @@ or saw other results, asks another question.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from activities.model_choice import Chosen
 from aios.governance.subjects import run_subject
 from aios.ledger import model_cache
 from aios.models.manifest import AgentManifest
 from aios.models.run import PlanRequest
-from connectors.model import ChatRequest, ChatResponse, ModelProvider
+from connectors.model import ChatRequest
 
 
 @dataclass(frozen=True)
 class Answer:
-    response: ChatResponse
+    chosen: Chosen
     cached: bool
+
+
+Ask = Callable[[ChatRequest], Awaitable[Chosen]]
 
 
 def why_not_cached(manifest: AgentManifest, request: PlanRequest) -> str | None:
@@ -62,12 +66,15 @@ class ModelCache:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    async def chat(self, provider: ModelProvider, request: PlanRequest, chat: ChatRequest) -> Answer:
-        """The cache's answer when it may and has one; else the model's, kept when it may."""
+    async def chat(self, ask: Ask, request: PlanRequest, chat: ChatRequest) -> Answer:
+        """The cache's answer when it may and has one; else the models', kept when it may.
+
+        A fallback model's answer is never kept: the question is the manifest's own model's.
+        """
         manifest = request.manifest
         cache = manifest.model.cache
         if cache is None or why_not_cached(manifest, request) is not None:
-            return Answer(await provider.chat(chat), cached=False)
+            return Answer(await ask(chat), cached=False)
         subject = run_subject(request.task)
         asked = model_cache.question(
             manifest.model.provider,
@@ -78,8 +85,10 @@ class ModelCache:
         async with self._pool.connection() as conn:
             served = await model_cache.serve(conn, asked.key)
         if served is not None:
-            return Answer(served, cached=True)
-        response = await provider.chat(chat)
-        async with self._pool.connection() as conn:
-            await model_cache.keep(conn, asked, response, subject=subject, ttl=cache.ttl)
-        return Answer(response, cached=False)
+            model = manifest.model
+            return Answer(Chosen(served, model.provider, model.cost_per_1k_tokens), cached=True)
+        chosen = await ask(chat)
+        if not chosen.fallback:
+            async with self._pool.connection() as conn:
+                await model_cache.keep(conn, asked, chosen.response, subject=subject, ttl=cache.ttl)
+        return Answer(chosen, cached=False)

@@ -63,6 +63,27 @@ class MemoryRetentionRule(BaseModel):
     )
 
 
+class ModelEndpoint(BaseModel):
+    """Another OpenAI-compatible API a manifest's `model.fallback` may name (AIOS_MODEL_PROVIDERS)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str = Field(description="version included, e.g. http://127.0.0.1:11434/v1")
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=60, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:11434/v1")
+        return value
+
+
+# Provider names a worker defines itself: the offline model, and the AIOS_MODEL_BASE_URL one.
+BUILT_IN_PROVIDERS = ("offline", "openai")
+
+
 class RunRetentionRule(BaseModel):
     """Finished agent runs (of `agent`, unset: any) closed more than `keep_days` ago are deleted
     from Temporal (with their child workflows) and from the run mirror in Postgres."""
@@ -215,6 +236,11 @@ class Settings(BaseSettings):
         default=None, description="API key of the model API; local servers (Ollama) need none"
     )
     model_timeout_seconds: float = Field(default=60, gt=0, description="longest wait for one model answer")
+    model_providers: dict[str, ModelEndpoint] = Field(
+        default_factory=dict,
+        description='more OpenAI-compatible APIs by name, for `model.fallback`, e.g. {"local": '
+        '{"base_url": "http://127.0.0.1:11434/v1"}}',
+    )
     delegation_max_depth: int = Field(
         default=3,
         ge=0,
@@ -308,6 +334,17 @@ class Settings(BaseSettings):
     def _check_qdrant_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL, for example http://127.0.0.1:6333")
+        return value
+
+    @field_validator("model_providers")
+    @classmethod
+    def _check_model_providers(cls, value: dict[str, ModelEndpoint]) -> dict[str, ModelEndpoint]:
+        for name in value:
+            if name in BUILT_IN_PROVIDERS or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+                raise ValueError(
+                    f"provider name {name!r} must be lowercase letters, digits, - or _ and not one of "
+                    f"{', '.join(BUILT_IN_PROVIDERS)} (those are built in)"
+                )
         return value
 
     @field_validator("model_base_url")

@@ -225,6 +225,11 @@ class AgentRunWorkflow(Delegating):
                 self._run.cache_saved = self._run.cache_saved.plus(plan)
                 if self._run.fused:
                     self._run.unsettled = Settlement.of(budget.reservation_key, plan)
+                if plan.fallback:  # which model decided is part of the record (activities/model_choice.py)
+                    detail = {"provider": plan.provider, "model": plan.model}
+                    self._event(
+                        f"turn-{turn}", "agent", "model", "fallback", rationale=plan.fallback, detail=detail
+                    )
                 return plan
             await self._pause_for_budget(result.grant)
 

@@ -169,6 +169,10 @@ def print_state(state: RunState) -> None:
         rationale = proposal.proposed.rationale if proposal else ""
         rows.append((step.step, step.action, step.grade.value, step.status, step.decided_by, rationale))
     table("steps", ("#", "action", "policy", "status", "decided by", "rationale"), rows)
+    for turn, model in sorted(
+        {(p.turn, p.proposed.fallback_model) for p in state.proposals if p.proposed.fallback_model}
+    ):
+        say(f"turn {turn} was planned by the fallback model {model} (model.fallback)", style="yellow")
     for refused in state.refused_decisions:
         say(f"refused: {refused.reason}  <- {refused.received}", style="red")
 

@@ -26,11 +26,24 @@ def grade_action(manifest: AgentManifest, proposed: ProposedAction) -> Verdict:
     spec = manifest.actions.get(proposed.action)
     if spec is None or spec.compensation_only:
         return Verdict(Grade.FORBIDDEN, f"{proposed.action!r} is not an action this agent may propose")
-    for rule in _RULES:
-        verdict = rule(spec, manifest.policy, proposed)
-        if verdict is not None:
-            return verdict
-    return Verdict(Grade.NEEDS_APPROVAL, f"risk {spec.risk} is above {manifest.policy.notify_max_risk}")
+    verdict = next(
+        (found for rule in _RULES if (found := rule(spec, manifest.policy, proposed)) is not None),
+        Verdict(Grade.NEEDS_APPROVAL, f"risk {spec.risk} is above {manifest.policy.notify_max_risk}"),
+    )
+    return _fallback_waits(manifest, proposed, verdict)
+
+
+def _fallback_waits(manifest: AgentManifest, proposed: ProposedAction, verdict: Verdict) -> Verdict:
+    """A fallback model stands in for the one the agent was checked with: what it plans waits for a
+    person (`model.fallback_requires_approval`), unless the policy already forbids or asks."""
+    if not proposed.fallback_model or not manifest.model.fallback_requires_approval:
+        return verdict
+    if verdict.grade not in (Grade.AUTO, Grade.AUTO_AND_NOTIFY):
+        return verdict
+    return Verdict(
+        Grade.NEEDS_APPROVAL,
+        f"planned by the fallback model {proposed.fallback_model} (model.fallback_requires_approval)",
+    )
 
 
 Rule = Callable[[ActionSpec, PolicySpec, ProposedAction], "Verdict | None"]

@@ -206,6 +206,14 @@ class CacheSpec(Strict):
         return self
 
 
+class FallbackModel(Strict):
+    """A model that answers when the one before it in the chain cannot (activities/model_choice.py)."""
+
+    provider: str = Field(min_length=1, description="offline, openai, or a name in AIOS_MODEL_PROVIDERS")
+    name: str = "offline-planner"
+    cost_per_1k_tokens: float = Field(default=0.0, ge=0, description="USD, for the budget ledger")
+
+
 class ModelSpec(Strict):
     provider: str = Field(default="offline", description="offline, or openai for any compatible API")
     name: str = "offline-planner"
@@ -215,6 +223,13 @@ class ModelSpec(Strict):
         default=None, ge=0, le=2, description="sampling temperature; unset: the provider's default (1.0)"
     )
     cache: CacheSpec | None = Field(default=None, description="serve repeated questions from a cache")
+    fallback: list[FallbackModel] = Field(
+        default_factory=list,
+        description="tried in order when the provider is down (its breaker open, its answers errors)",
+    )
+    fallback_requires_approval: bool = Field(
+        default=True, description="an action a fallback model planned waits for a person, whatever its risk"
+    )
 
     @property
     def sampling_temperature(self) -> float:
@@ -223,7 +238,12 @@ class ModelSpec(Strict):
 
 
 # The model fields added after the first release, left out of the version hash while unset.
-MODEL_DEFAULTS: dict[str, object] = {"temperature": None, "cache": None}
+MODEL_DEFAULTS: dict[str, object] = {
+    "temperature": None,
+    "cache": None,
+    "fallback": [],
+    "fallback_requires_approval": True,
+}
 
 
 Minutes = Annotated[float, Field(ge=0)]

@@ -108,6 +108,9 @@ class ProposedAction(Payload):
     amount: float | None = None
     confidence: float = Field(ge=0, le=1)
     rationale: str = ""
+    fallback_model: str = Field(
+        default="", description="the fallback model that planned it ('' for the manifest's own model)"
+    )
 
 
 class Proposal(Payload):
@@ -359,6 +362,10 @@ class PlanResponse(Payload):
     tokens_used: int = Field(ge=0)
     cost: float = Field(ge=0)
     cached: bool = Field(default=False, description="answered from the model-response cache")
+    provider: str = Field(default="", description="the provider that answered")
+    fallback: str = Field(
+        default="", description="why the manifest's own model did not answer ('' if it did)"
+    )
     saved_tokens: int = Field(default=0, ge=0, description="what the cached answer cost when first asked")
     saved_cost: float = Field(default=0.0, ge=0)
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from aios.client import AiosClient
 from aios.settings import Settings
@@ -18,7 +15,7 @@ from aios.store.migrate import migrate
 from tests.support.effect_server import EffectServer
 from tests.support.fake_openai import FAKE_OPENAI_KEY, FakeOpenAI
 from tests.support.stripe_mock import stripe_mock_fixture  # noqa: F401  (shared fixture)
-from workers.main import run_worker
+from tests.support.workers import client_with_worker
 
 
 @pytest.fixture
@@ -34,7 +31,7 @@ async def aios_client(
 ) -> AsyncIterator[AiosClient]:
     """A client whose runs go to a worker running in this test, on this test's own queue."""
     settings = stack_settings.model_copy(update={"task_queue": task_queue})
-    async with _with_worker(settings, temporal_client) as client:
+    async with client_with_worker(settings, temporal_client) as client:
         yield client
 
 
@@ -58,29 +55,8 @@ async def openai_client(
             "model_api_key": SecretStr(FAKE_OPENAI_KEY),
         }
     )
-    async with _with_worker(settings, temporal_client) as client:
+    async with client_with_worker(settings, temporal_client) as client:
         yield client
-
-
-@contextlib.asynccontextmanager
-async def _with_worker(settings: Settings, temporal_client: Client) -> AsyncIterator[AiosClient]:
-    stop = asyncio.Event()
-    queue = settings.task_queue
-    worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=queue))
-    try:
-        yield AiosClient(temporal_client, settings)
-        await _terminate_leftovers(temporal_client, queue)
-    finally:
-        stop.set()
-        await worker
-
-
-async def _terminate_leftovers(client: Client, task_queue: str) -> None:
-    """Runs a test left waiting (paused, queued) would otherwise pile up in the dev server."""
-    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
-    async for execution in client.list_workflows(query):
-        with contextlib.suppress(RPCError):  # it may have finished since visibility listed it
-            await client.get_workflow_handle(execution.id).terminate("test finished")
 
 
 @pytest.fixture
