@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-hermetic lint bench up down clean compose-check replay-record faults
+.PHONY: setup demo test test-hermetic test-cluster lint bench up down clean compose-check replay-record faults
 
 setup:
 	@bash infra/local/setup.sh
@@ -18,14 +18,21 @@ demo: up
 	@bash infra/local/demo.sh
 
 # The warm suite. The worker-kill scenarios (minutes of kills and restarts) run in `make faults`;
-# tests/integration/test_worker_crash.py keeps a SIGKILL mid-effect in this one.
+# tests/integration/test_worker_crash.py keeps a SIGKILL mid-effect in this one. The cluster
+# profile runs in `make test-cluster` (it builds the real server first).
 test: setup
-	$(BIN)/pytest --ignore=tests/faults/test_worker_kills.py $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/faults/test_worker_kills.py --ignore=tests/cluster $(PYTEST_ARGS)
 
 # The suite on moved ports from a fresh data directory, and its refusal beside a foreign stack
 # (two checkouts on one machine, README). PYTEST_ARGS narrows the suite run.
 test-hermetic: setup
 	PYTEST_ARGS="$(PYTEST_ARGS)" bash .ci/hermetic
+
+# The real Temporal server on Postgres (aios dev up --profile cluster) on a stack of its own:
+# builds the server, its SQL tool and the ui-server with Go first (minutes, once).
+test-cluster: setup
+	$(BIN)/aios dev install --profile cluster
+	$(BIN)/pytest -q tests/cluster $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     temporal_tls_ca: Path | None = Field(default=None, description="server CA certificate")
     temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key")
     temporal_ui_port: int = Field(default=8233, gt=0, lt=65536)
+    temporal_profile: Literal["dev", "cluster"] = Field(
+        default="dev",
+        description="what `aios dev up` runs locally: the CLI's dev server, or the real server on "
+        "Postgres (aios/stack/cluster.py)",
+    )
     temporal_cli: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("TEMPORAL_CLI", "AIOS_TEMPORAL_CLI"),

@@ -9,7 +9,7 @@ import typer
 from aios import stack
 from aios.cli.common import console, fail, report_problems, settings, table
 from aios.errors import AiosError
-from aios.stack import temporal
+from aios.stack import cluster, temporal
 from aios.temporal import codec_server
 from aios.temporal.codec import rotate_key
 
@@ -21,19 +21,37 @@ def _progress(message: str) -> None:
 
 
 @app.command()
-def install() -> None:
-    """Find or build the Temporal CLI (never rebuilds when it is there)."""
+def install(
+    profile: str = typer.Option(
+        "dev", "--profile", help="cluster: also the server, its SQL tool and the ui-server"
+    ),
+) -> None:
+    """Find or build the Temporal CLI (never rebuilds when it is there); with --profile cluster,
+    build the real server, its SQL tool and the Web UI's server too (minutes, once)."""
+    config = settings()
     try:
-        binary = temporal.ensure_binary(settings(), _progress)
+        binary = temporal.ensure_binary(config, _progress)
+        if profile == "cluster":
+            cluster.build(config, _progress)
     except AiosError as exc:
         fail(str(exc))
     console.print(f"Temporal CLI: {binary}")
+    if profile == "cluster":
+        console.print(f"Temporal server {cluster.SERVER_VERSION}: {cluster.binary(config, cluster.SERVER)}")
 
 
 @app.command()
-def up() -> None:
+def up(
+    profile: str | None = typer.Option(
+        None, "--profile", help="dev (the CLI's dev server) or cluster (the real server on Postgres)"
+    ),
+) -> None:
     """Start whatever is not running, wait until it answers, and apply migrations."""
     config = settings()
+    if profile is not None:
+        if profile not in ("dev", "cluster"):
+            fail(f"unknown profile {profile!r}: choose dev or cluster (or set AIOS_TEMPORAL_PROFILE)", code=2)
+        config = config.model_copy(update={"temporal_profile": profile})
     try:
         states = stack.up(config, _progress)
     except AiosError as exc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aios.errors import StackError
 from aios.settings import Settings
-from aios.stack import postgres, qdrant, temporal
+from aios.stack import cluster, postgres, qdrant, temporal
 from aios.stack.owner import Foreign, describe, foreign_services
 from aios.stack.process import terminate
 from aios.store.migrate import migrate, redact_url
@@ -41,8 +41,12 @@ def refuse_foreign(settings: Settings) -> None:
 def up(settings: Settings, progress: Progress) -> list[ServiceState]:
     refuse_foreign(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # The codec server first: the Web UI the dev server serves points at it.
-    states = [_up_codec_server(settings), _up_temporal(settings, progress), _up_postgres(settings)]
+    # The codec server first: the Web UI the dev server serves points at it. The cluster
+    # profile's server keeps its state in Postgres, so Postgres comes before it.
+    if settings.temporal_profile == "cluster":
+        states = [_up_codec_server(settings), _up_postgres(settings), _up_temporal(settings, progress)]
+    else:
+        states = [_up_codec_server(settings), _up_temporal(settings, progress), _up_postgres(settings)]
     applied = asyncio.run(migrate(settings.resolved_database_url))
     states.append(ServiceState("migrations", "aios_migrations", f"{len(applied)} applied, schema current"))
     states.append(ServiceState("qdrant", qdrant.describe(settings), qdrant.prepare(settings)))
@@ -52,7 +56,10 @@ def up(settings: Settings, progress: Progress) -> list[ServiceState]:
 def _up_temporal(settings: Settings, progress: Progress) -> ServiceState:
     if not settings.temporal_is_local:
         return ServiceState("temporal", settings.temporal_address, "external (not started here)")
-    state = temporal.start(settings, progress)
+    if settings.temporal_profile == "cluster":
+        state = cluster.start(settings, progress)
+    else:
+        state = temporal.start(settings, progress)
     return ServiceState("temporal", f"{settings.temporal_ui_url} (gRPC {settings.temporal_address})", state)
 
 
@@ -80,6 +87,7 @@ def down(settings: Settings) -> list[ServiceState]:
         terminate(pid)
         temporal.files(settings).pid_file.unlink(missing_ok=True)
     states.append(ServiceState("temporal", settings.temporal_address, "stopped" if pid else "not running"))
+    states.append(ServiceState("temporal cluster", settings.temporal_address, cluster.stop(settings)))
     states.append(ServiceState("codec server", codec_server.url(settings), codec_server.stop(settings)))
     if settings.postgres_is_local:
         states.append(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aios.settings import Settings
-from aios.stack import postgres, temporal
+from aios.stack import cluster, postgres, temporal
 from aios.stack.process import (
     command_line,
     environment_variable,
@@ -89,11 +89,12 @@ def _listed(items: list[str]) -> str:
 def local_services(settings: Settings) -> list[LocalService]:
     services = []
     if settings.temporal_is_local:
-        pid = temporal.files(settings).read_pid()
+        pid = temporal.files(settings).read_pid() or cluster.server_files(settings).read_pid()
         address = "AIOS_TEMPORAL_ADDRESS=127.0.0.1:<port>"
         services.append(LocalService("temporal", settings.temporal_port, address, pid, _temporal_dir))
         ui = "AIOS_TEMPORAL_UI_PORT=<port>"
-        services.append(LocalService("temporal web ui", settings.temporal_ui_port, ui, pid, _temporal_dir))
+        ui_pid = temporal.files(settings).read_pid() or cluster.ui_files(settings).read_pid()
+        services.append(LocalService("temporal web ui", settings.temporal_ui_port, ui, ui_pid, _temporal_dir))
     if settings.postgres_is_local:
         pid = postgres.running_pid(settings)
         services.append(
@@ -126,9 +127,14 @@ def foreign_services(settings: Settings) -> list[Foreign]:
 
 
 def _temporal_dir(pid: int) -> Path | None:
-    """`--db-filename <data_dir>/temporal/temporal.db`, as `temporal.start` passes it."""
-    database = _flag_value(command_line(pid), "--db-filename")
-    return _grandparent(_absolute(pid, database)) if database else None
+    """`--db-filename <data_dir>/temporal/temporal.db`, as `temporal.start` passes it; or, for the
+    cluster profile's server and ui-server, `--root <data_dir>/temporal-cluster` (`temporal-ui`)."""
+    argv = command_line(pid)
+    database = _flag_value(argv, "--db-filename")
+    if database:
+        return _grandparent(_absolute(pid, database))
+    root = _flag_value(argv, "--root")
+    return _absolute(pid, root).parent if root else None
 
 
 def _postgres_dir(pid: int) -> Path | None:
