@@ -40,6 +40,7 @@ class AiosLoop:
 
     client: AiosClient
     task_queue: str
+    approval_delay: float = 0.0  # seconds a person takes to approve, once the run waits
 
     async def start(self, manifest: AgentManifest, task: dict[str, str]) -> str:
         started = await self.client.start_run(
@@ -65,6 +66,8 @@ class AiosLoop:
 
     async def approve_when_waiting(self, run_id: str) -> None:
         await self._until_waiting(run_id)
+        if self.approval_delay:
+            await asyncio.sleep(self.approval_delay)
         for attempt in range(DECIDE_ATTEMPTS):
             try:
                 await self.client.decide(run_id, "approve", approver=APPROVER)

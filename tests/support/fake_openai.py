@@ -2,7 +2,9 @@
 
 `/v1/chat/completions` answers from a script, one `Reply` per request in order (tool calls,
 a final text, or an error status with Retry-After); when the script runs out it says "done".
-`/v1/embeddings` answers deterministic vectors derived from each text. Every request's body
+With `responder` set, each chat request is answered by calling it with the request's body
+instead (a benchmark's model that picks its tool call from the conversation), after
+`latency(body)` seconds when that is set too. `/v1/embeddings` answers deterministic vectors derived from each text. Every request's body
 and headers are recorded. With `api_key` set, a request without that bearer key gets the
 401 OpenAI gives, which (unlike OpenAI) echoes the key it got, so tests can prove redaction.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,6 +52,9 @@ class FakeOpenAI:
     script: list[Reply] = field(default_factory=list)
     api_key: str | None = None
     requests: list[Recorded] = field(default_factory=list)
+    responder: Callable[[dict[str, Any]], Reply] | None = None  # answers instead of `script`
+    latency: Callable[[dict[str, Any]], float] | None = None  # seconds before each chat answer
+    record_requests: bool = True  # False: a long benchmark keeps no request bodies
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -74,11 +81,15 @@ class FakeOpenAI:
         with self.lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    def next_reply(self) -> Reply:
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        if self.responder is not None:
+            return self.responder(body)
         with self.lock:
             return self.script.pop(0) if self.script else Reply(text="done")
 
     def record(self, recorded: Recorded) -> None:
+        if not self.record_requests:
+            return
         with self.lock:
             self.requests.append(recorded)
 
@@ -153,7 +164,9 @@ def _handler_for(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             return False
 
         def _chat(self, body: dict[str, Any]) -> None:
-            reply = state.next_reply()
+            if state.latency is not None:
+                time.sleep(state.latency(body))  # this request's thread only
+            reply = state.next_reply(body)
             if reply.status != 200:
                 headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
                 error = {"message": f"injected {reply.status}", "type": "injected"}

@@ -1,0 +1,267 @@
+"""Where an aios run's CPU goes: py-spy samples of the worker on the no-op and the realistic workload.
+
+`python -m bench.profile_run [--levels 10,10] [--out docs/bench-profile.md]` runs, for each
+workload, the aios side of the realistic side by side (bench/realistic_measure.py: the
+production worker and the driving client in one process) and attaches py-spy to it once it is
+warmed up, so start-up imports stay out. Each sample's stack is sorted into categories by the
+files on it (a sample counts in every category on its stack: "inclusive"; and in the one
+nearest its leaf: "self"). Then the measured runs' Temporal histories give per-run counts:
+workflow tasks, activities, visibility writes (search attribute upserts), events; and the CPU
+readings give the Temporal server's CPU per workflow task and the Postgres transactions per run.
+
+This measures; it changes nothing. The levers it points at are in docs/bench-profile.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio.api.enums.v1 import EventType
+
+from aios.client import AiosClient
+from aios.settings import Settings, load_settings
+from bench.langgraph_crash import Child
+from bench.realistic_figures import EFFECT_SECONDS, TIMING, SideResult
+from bench.realistic_measure import WARMED_UP
+from bench.realistic_servers import Servers
+from bench.realistic_side_by_side import measure_args
+from tests.support.env import child_env
+
+WORKLOADS = ("noop", "realistic")
+RATE = 100  # samples per second
+ATTACH_SECONDS = 3.0  # the measuring process pauses this long after its warm-up
+# (category, path fragments): a frame is in a category when its file path holds a fragment.
+CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    ("module imports", ("importlib", "<frozen importlib")),
+    ("workflow sandbox", ("temporalio/worker/workflow_sandbox",)),
+    ("workflow code (deterministic)", ("workflows/",)),
+    ("payload conversion (pydantic/JSON)", ("temporalio/converter", "pydantic", "json/", "aios/temporal/payload")),
+    ("payload encryption (AES-GCM codec)", ("aios/temporal/codec", "cryptography")),
+    ("OpenTelemetry", ("opentelemetry", "aios/observability")),
+    ("Postgres client (psycopg)", ("psycopg",)),
+    ("HTTP clients (model, effects)", ("httpx", "httpcore", "h11", "anyio")),
+    ("activities and kernel", ("activities/", "aios/", "connectors/")),
+    ("Temporal SDK (worker, client, bridge)", ("temporalio/",)),
+    ("asyncio event loop", ("asyncio/", "selectors")),
+]
+OTHER = "other"
+VISIBILITY_EVENTS = {
+    EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+}
+
+
+@dataclass
+class Samples:
+    total: int = 0
+    inclusive: Counter[str] = field(default_factory=Counter)
+    leaf: Counter[str] = field(default_factory=Counter)
+
+
+def category_of(frame: str) -> str | None:
+    for name, fragments in CATEGORIES:
+        if any(fragment in frame for fragment in fragments):
+            return name
+    return None
+
+
+def read_samples(raw: str) -> Samples:
+    """py-spy's raw format: `frame;frame;...;leaf COUNT` per distinct stack."""
+    samples = Samples()
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        found = [category for frame in frames if (category := category_of(frame))]
+        samples.total += count
+        for category in set(found) or {OTHER}:
+            samples.inclusive[category] += count
+        samples.leaf[found[-1] if found else OTHER] += count
+    return samples
+
+
+@dataclass
+class HistoryCounts:
+    """Per-run means over the measured runs' histories."""
+
+    runs: int
+    events: float
+    workflow_tasks: float
+    activities: float
+    local_activities: float
+    visibility_writes: float
+    timers: float
+
+
+async def history_counts(settings: Settings, run_ids: list[str]) -> HistoryCounts:
+    client = await AiosClient.connect(settings)
+    per_run: list[Counter[int]] = []
+    for run_id in run_ids:
+        history = await client.handle(run_id).fetch_history()
+        per_run.append(Counter(event.event_type for event in history.events))
+
+    def mean(*types: int) -> float:
+        return statistics.fmean(sum(counts[t] for t in types) for counts in per_run)
+
+    return HistoryCounts(
+        runs=len(per_run),
+        events=statistics.fmean(sum(counts.values()) for counts in per_run),
+        workflow_tasks=mean(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+        activities=mean(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+        local_activities=mean(EventType.EVENT_TYPE_MARKER_RECORDED),
+        # The start and the close write the visibility record too: two per run besides the upserts.
+        visibility_writes=mean(*VISIBILITY_EVENTS) + 2,
+        timers=mean(EventType.EVENT_TYPE_TIMER_STARTED),
+    )
+
+
+@dataclass
+class Profile:
+    workload: str
+    result: SideResult
+    samples: Samples
+    histories: HistoryCounts
+
+
+async def profile(workload: str, levels: list[int], servers: Servers, settings: Settings) -> Profile:
+    from bench.langgraph_side_by_side import local_servers
+
+    print(f"  profiling aios ({workload}) at {levels} concurrent runs ...", flush=True)
+    log = settings.data_dir / "logs" / f"bench-profile-{workload}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_bytes(b"")
+    with tempfile.TemporaryDirectory() as scratch:
+        out, raw = Path(scratch) / "out.json", Path(scratch) / "raw.txt"
+        args = measure_args("aios", out, levels, servers, local_servers(settings), workload)
+        args += ["--pause-after-warm-up", str(ATTACH_SECONDS)]
+        env = child_env(AIOS_MODEL_BASE_URL=servers.model.url)
+        child = await Child.spawn(log, "-m", "bench.realistic_measure", *args, env=env)
+        try:
+            await _until_logged(log, WARMED_UP, child)
+            spy = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--nonblocking",
+                "--rate", str(RATE), "-o", str(raw), "-p", str(child.process.pid),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            await child.finished()
+            await asyncio.wait_for(spy.wait(), 30)
+        finally:
+            await child.stop()
+        result = SideResult.from_json(json.loads(out.read_text()))
+        samples = read_samples(raw.read_text() if raw.exists() else "")
+    return Profile(workload, result, samples, await history_counts(settings, result.run_ids))
+
+
+async def _until_logged(log: Path, line: str, child: Child) -> None:
+    async with asyncio.timeout(180):
+        while line.encode() not in log.read_bytes():
+            if child.process.returncode is not None:
+                await child.finished()  # raises with the log's tail
+            await asyncio.sleep(0.2)
+
+
+# -- the report -------------------------------------------------------------------------
+
+
+def render(profiles: list[Profile]) -> str:
+    names = [name for name, _ in CATEGORIES] + [OTHER]
+    header = "| category (py-spy samples of the worker process) | " + " | ".join(
+        f"{p.workload}: inclusive | {p.workload}: self" for p in profiles
+    )
+    lines = [header + " |", "|---" * (1 + 2 * len(profiles)) + "|"]
+    for name in names:
+        cells = []
+        for p in profiles:
+            total = max(1, p.samples.total)
+            cells += [f"{p.samples.inclusive[name] / total:.0%}", f"{p.samples.leaf[name] / total:.0%}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| per run | " + " | ".join(p.workload for p in profiles) + " |"]
+    lines.append("|---" * (1 + len(profiles)) + "|")
+    for label, value in _per_run_rows():
+        lines.append(f"| {label} | " + " | ".join(value(p) for p in profiles) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _steps(p: Profile) -> int:
+    return sum(level.steps for level in p.result.levels)
+
+
+def _runs(p: Profile) -> int:
+    return sum(level.runs for level in p.result.levels)
+
+
+def _cpu_ms(p: Profile, part: str) -> float:
+    return sum(level.cpu.get(part) or 0.0 for level in p.result.levels) * 1000
+
+
+def _per_run_rows() -> list[tuple[str, object]]:
+    def fmt(value: float) -> str:
+        return f"{value:.1f}"
+
+    return [
+        ("runs profiled (steps)", lambda p: f"{_runs(p)} ({_steps(p)})"),
+        ("py-spy samples (at 100 Hz; idle not sampled)", lambda p: str(p.samples.total)),
+        ("worker process CPU per run, ms", lambda p: fmt(_cpu_ms(p, "process") / _runs(p))),
+        ("Temporal server CPU per run, ms", lambda p: fmt(_cpu_ms(p, "temporal") / _runs(p))),
+        ("Postgres CPU per run, ms", lambda p: fmt(_cpu_ms(p, "postgres") / _runs(p))),
+        ("workflow tasks per run", lambda p: fmt(p.histories.workflow_tasks)),
+        (
+            "Temporal server CPU per workflow task, ms",
+            lambda p: fmt(_cpu_ms(p, "temporal") / _runs(p) / max(1.0, p.histories.workflow_tasks)),
+        ),
+        ("activities per run", lambda p: fmt(p.histories.activities)),
+        ("local activities (markers) per run", lambda p: fmt(p.histories.local_activities)),
+        ("timers per run", lambda p: fmt(p.histories.timers)),
+        ("visibility writes per run (start, upserts, close)", lambda p: fmt(p.histories.visibility_writes)),
+        ("history events per run", lambda p: fmt(p.histories.events)),
+        (
+            "Postgres transactions per run (aios's database)",
+            lambda p: fmt(sum(level.transactions or 0 for level in p.result.levels) / _runs(p)),
+        ),
+    ]
+
+
+async def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_run")
+    parser.add_argument("--levels", default="10,10", help="concurrent runs of each profiled batch")
+    parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
+    args = parser.parse_args(argv)
+    levels = _levels(args.levels)
+    settings = load_settings()
+    servers = Servers.start(TIMING, EFFECT_SECONDS)
+    try:
+        profiles = [await profile(workload, levels, servers, settings) for workload in WORKLOADS]
+    finally:
+        servers.stop()
+    text = render(profiles)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SystemExit(f"--levels {text!r}: expected counts like 10,10") from None
+    if not levels or min(levels) < 1:
+        raise SystemExit(f"--levels {text!r}: expected positive counts like 10,10")
+    return levels
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
+    sys.stdout.flush()
+    os._exit(0)  # as bench/__main__.py: Temporal's native threads can crash finalization
