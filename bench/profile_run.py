@@ -22,7 +22,8 @@ import statistics
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
@@ -30,6 +31,7 @@ from temporalio.api.enums.v1 import EventType
 from aios.client import AiosClient
 from aios.settings import Settings, load_settings
 from bench.langgraph_crash import Child
+from bench.profile_samples import CATEGORIES, OTHER, Samples, read_samples
 from bench.realistic_figures import EFFECT_SECONDS, TIMING, SideResult
 from bench.realistic_measure import WARMED_UP
 from bench.realistic_servers import Servers
@@ -39,56 +41,11 @@ from tests.support.env import child_env
 WORKLOADS = ("noop", "realistic")
 RATE = 100  # samples per second
 ATTACH_SECONDS = 3.0  # the measuring process pauses this long after its warm-up
-# (category, path fragments): a frame is in a category when its file path holds a fragment.
-CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
-    ("module imports", ("importlib", "<frozen importlib")),
-    ("workflow sandbox", ("temporalio/worker/workflow_sandbox",)),
-    ("workflow code (deterministic)", ("workflows/",)),
-    ("payload conversion (pydantic/JSON)", ("temporalio/converter", "pydantic", "json/", "aios/temporal/payload")),
-    ("payload encryption (AES-GCM codec)", ("aios/temporal/codec", "cryptography")),
-    ("OpenTelemetry", ("opentelemetry", "aios/observability")),
-    ("Postgres client (psycopg)", ("psycopg",)),
-    ("HTTP clients (model, effects)", ("httpx", "httpcore", "h11", "anyio")),
-    ("activities and kernel", ("activities/", "aios/", "connectors/")),
-    ("Temporal SDK (worker, client, bridge)", ("temporalio/",)),
-    ("asyncio event loop", ("asyncio/", "selectors")),
-]
-OTHER = "other"
+TOP = 8  # modules and sandbox functions shown
 VISIBILITY_EVENTS = {
     EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
     EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
 }
-
-
-@dataclass
-class Samples:
-    total: int = 0
-    inclusive: Counter[str] = field(default_factory=Counter)
-    leaf: Counter[str] = field(default_factory=Counter)
-
-
-def category_of(frame: str) -> str | None:
-    for name, fragments in CATEGORIES:
-        if any(fragment in frame for fragment in fragments):
-            return name
-    return None
-
-
-def read_samples(raw: str) -> Samples:
-    """py-spy's raw format: `frame;frame;...;leaf COUNT` per distinct stack."""
-    samples = Samples()
-    for line in raw.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = stack.split(";")
-        found = [category for frame in frames if (category := category_of(frame))]
-        samples.total += count
-        for category in set(found) or {OTHER}:
-            samples.inclusive[category] += count
-        samples.leaf[found[-1] if found else OTHER] += count
-    return samples
 
 
 @dataclass
@@ -143,7 +100,7 @@ async def profile(workload: str, levels: list[int], servers: Servers, settings: 
     log.write_bytes(b"")
     with tempfile.TemporaryDirectory() as scratch:
         out, raw = Path(scratch) / "out.json", Path(scratch) / "raw.txt"
-        args = measure_args("aios", out, levels, servers, local_servers(settings), workload)
+        args = measure_args("aios", out, levels, servers, local_servers(settings), workload=workload)
         args += ["--pause-after-warm-up", str(ATTACH_SECONDS)]
         env = child_env(AIOS_MODEL_BASE_URL=servers.model.url)
         child = await Child.spawn(log, "-m", "bench.realistic_measure", *args, env=env)
@@ -165,7 +122,7 @@ async def profile(workload: str, levels: list[int], servers: Servers, settings: 
 
 async def _until_logged(log: Path, line: str, child: Child) -> None:
     async with asyncio.timeout(180):
-        while line.encode() not in log.read_bytes():
+        while line.encode() not in await asyncio.to_thread(log.read_bytes):
             if child.process.returncode is not None:
                 await child.finished()  # raises with the log's tail
             await asyncio.sleep(0.2)
@@ -186,6 +143,13 @@ def render(profiles: list[Profile]) -> str:
             total = max(1, p.samples.total)
             cells += [f"{p.samples.inclusive[name] / total:.0%}", f"{p.samples.leaf[name] / total:.0%}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for title, counter in (("modules whose body runs (imported) after warm-up", "modules"),
+                           ("sandbox functions nearest the leaf", "sandbox")):  # fmt: skip
+        lines += ["", f"Top {title}, share of samples:", ""]
+        for p in profiles:
+            top = getattr(p.samples, counter).most_common(TOP)
+            shown = ", ".join(f"`{name}` {count / max(1, p.samples.total):.0%}" for name, count in top)
+            lines.append(f"- {p.workload}: {shown or 'none'}")
     lines += ["", "| per run | " + " | ".join(p.workload for p in profiles) + " |"]
     lines.append("|---" * (1 + len(profiles)) + "|")
     for label, value in _per_run_rows():
@@ -205,7 +169,7 @@ def _cpu_ms(p: Profile, part: str) -> float:
     return sum(level.cpu.get(part) or 0.0 for level in p.result.levels) * 1000
 
 
-def _per_run_rows() -> list[tuple[str, object]]:
+def _per_run_rows() -> list[tuple[str, Callable[[Profile], str]]]:
     def fmt(value: float) -> str:
         return f"{value:.1f}"
 

@@ -127,9 +127,10 @@ async def measure_langgraph(args: argparse.Namespace, servers: Servers) -> SideR
     from connectors.model import ModelProvider, OfflineModel, OpenAICompatibleModel
 
     manifest = manifest_for(args, "bench-langgraph")
-    async with postgres_saver(load_settings().resolved_database_url) as saver, httpx.AsyncClient(
-        timeout=60, limits=httpx.Limits(max_connections=None)
-    ) as client:
+    async with (
+        postgres_saver(load_settings().resolved_database_url) as saver,
+        httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=None)) as client,
+    ):
         model: ModelProvider = OfflineModel()
         effect: Any = noop_effect
         if args.workload == "realistic":

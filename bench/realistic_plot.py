@@ -15,7 +15,12 @@ from bench.realistic_figures import SideResult
 
 COLORS = {"aios": "#1f77b4", "langgraph": "#ff7f0e"}
 NAMES = {"aios": "aios", "langgraph": "LangGraph (sync)"}
-PARTS = (("process", "side's process", 1.0), ("temporal", "Temporal server", 0.6), ("postgres", "Postgres", 0.3))
+PARTS = (
+    ("process", "side's process", 1.0),
+    ("temporal", "Temporal server", 0.6),
+    ("postgres", "Postgres", 0.3),
+)
+TITLE = "aios vs LangGraph + Postgres, realistic workload: model 150±50 ms, POST 30 ms, approvals"
 
 
 def plot(results: dict[str, SideResult], path: Path) -> None:
@@ -23,7 +28,7 @@ def plot(results: dict[str, SideResult], path: Path) -> None:
     _throughput(axes[0], results)
     _latency(axes[1], results)
     _cpu(axes[2], results)
-    figure.suptitle("aios vs LangGraph + Postgres: realistic workload (model 150±50 ms, POST 30 ms, approvals)")
+    figure.suptitle(TITLE)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)

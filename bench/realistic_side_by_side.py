@@ -75,7 +75,7 @@ async def measure_side(
     log.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / f"{side}.json"
-        args = measure_args(side, out, levels, servers, local_servers(settings), workload)
+        args = measure_args(side, out, levels, servers, local_servers(settings), workload=workload)
         env = child_env(AIOS_MODEL_BASE_URL=servers.model.url)
         child = await Child.spawn(log, "-m", "bench.realistic_measure", *args, env=env)
         try:
@@ -86,7 +86,7 @@ async def measure_side(
 
 
 def measure_args(
-    side: str, out: Path, levels: list[int], servers: Servers, pids: LocalServers, workload: str
+    side: str, out: Path, levels: list[int], servers: Servers, pids: LocalServers, *, workload: str
 ) -> list[str]:
     args = [side, str(out), "--workload", workload, "--levels", ",".join(map(str, levels))]
     args += ["--steps", str(STEPS), "--approval-at", str(APPROVAL_AT)]
