@@ -57,12 +57,20 @@ def read_samples(raw: str) -> Samples:
         for category in set(found) or {OTHER}:
             samples.inclusive[category] += count
         samples.leaf[found[-1] if found else OTHER] += count
-        for module in {frame_file(frame) for frame in frames if frame.startswith("<module> (")}:
+        for module in imported_modules(frames):
             samples.modules[module] += count
         in_sandbox = [frame for frame in frames if "workflow_sandbox" in frame]
         if in_sandbox:
             samples.sandbox[in_sandbox[-1].rsplit(":", 1)[0] + ")"] += count
     return samples
+
+
+def imported_modules(frames: list[str]) -> set[str]:
+    """The files whose module body runs below an import on this stack (not the main script's)."""
+    first_import = next((i for i, frame in enumerate(frames) if "importlib" in frame), None)
+    if first_import is None:
+        return set()
+    return {frame_file(frame) for frame in frames[first_import:] if frame.startswith("<module> (")}
 
 
 def frame_file(frame: str) -> str:
