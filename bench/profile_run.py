@@ -35,7 +35,7 @@ from bench.profile_samples import CATEGORIES, OTHER, Samples, read_samples
 from bench.realistic_figures import EFFECT_SECONDS, TIMING, SideResult
 from bench.realistic_measure import WARMED_UP
 from bench.realistic_servers import Servers
-from bench.realistic_side_by_side import measure_args
+from bench.realistic_side_by_side import SIDE_TIMEOUT, measure_args
 from tests.support.env import child_env
 
 WORKLOADS = ("noop", "realistic")
@@ -111,7 +111,7 @@ async def profile(workload: str, levels: list[int], servers: Servers, settings: 
                 "--rate", str(RATE), "-o", str(raw), "-p", str(child.process.pid),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            await child.finished()
+            await child.finished(within=SIDE_TIMEOUT)
             await asyncio.wait_for(spy.wait(), 30)
         finally:
             await child.stop()

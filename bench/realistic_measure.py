@@ -34,6 +34,7 @@ from bench.realistic_figures import LevelFigures, SideResult
 
 SIDES = ("aios", "langgraph")
 WORKLOADS = ("realistic", "noop")
+RUN_TIMEOUT = 600.0  # seconds: at 100 concurrent runs on 2 shared cores a run can take minutes
 WARMED_UP = "warmed up: measuring"  # the line a profiler waits for before it attaches
 Runner = Callable[[str], Awaitable[str]]  # label -> one whole run (approval included); its id
 
@@ -105,7 +106,8 @@ async def measure_aios(args: argparse.Namespace, servers: Servers) -> SideResult
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop=stop, task_queue=queue))
     try:
-        loop = AiosLoop(await AiosClient.connect(settings), queue, approval_delay=args.approval_delay)
+        client = await AiosClient.connect(settings)
+        loop = AiosLoop(client, queue, approval_delay=args.approval_delay, run_timeout=RUN_TIMEOUT)
 
         async def run(label: str) -> str:
             run_id = await loop.start(manifest, {"bench": label})

@@ -46,6 +46,7 @@ SIDES = ("aios", "langgraph")
 LABELS = {"aios": "aios", "langgraph": "LangGraph (durability=sync, keyed POST)"}
 PLOT = Path("docs/benchmarks-realistic.png")
 COMMAND = "make bench  (python -m bench realistic_side_by_side)"
+SIDE_TIMEOUT = 900.0  # seconds for one side's process: a longer one is a broken benchmark
 PART_LABELS = {"process": "its process", "temporal": "Temporal server", "postgres": "Postgres"}
 
 
@@ -79,7 +80,7 @@ async def measure_side(
         env = child_env(AIOS_MODEL_BASE_URL=servers.model.url)
         child = await Child.spawn(log, "-m", "bench.realistic_measure", *args, env=env)
         try:
-            await child.finished()
+            await child.finished(within=SIDE_TIMEOUT)
         finally:
             await child.stop()
         return SideResult.from_json(json.loads(out.read_text()))
