@@ -6,6 +6,7 @@ Imports neither LangGraph nor temporalio, so the report and the plot can read it
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -49,8 +50,10 @@ def ideal_run_seconds(label: str) -> float:
 
 @dataclass
 class LevelFigures:
+    """One batch: `runs` started at once, `run_seconds` of those that finished within its budget."""
+
     runs: int
-    steps: int
+    steps: int  # of the finished runs
     seconds: float
     run_seconds: list[float]
     cpu: dict[str, float | None]
@@ -60,8 +63,13 @@ class LevelFigures:
     def steps_per_second(self) -> float:
         return self.steps / self.seconds
 
+    @property
+    def unfinished(self) -> int:
+        return self.runs - len(self.run_seconds)
+
     def run_latency(self, fraction: float) -> float:
-        return percentile(self.run_seconds, fraction)
+        """A percentile over all the batch's runs; infinite when it falls on an unfinished one."""
+        return percentile(self.run_seconds + [math.inf] * self.unfinished, fraction)
 
     @property
     def bound(self) -> float:

@@ -37,6 +37,8 @@ WORKLOADS = ("realistic", "noop")
 RUN_TIMEOUT = 600.0  # seconds: at 100 concurrent runs on 2 shared cores a run can take minutes
 WARMED_UP = "warmed up: measuring"  # the line a profiler waits for before it attaches
 Runner = Callable[[str], Awaitable[str]]  # label -> one whole run (approval included); its id
+Abandon = Callable[[], Awaitable[None]]  # stops the runs still in flight
+BUDGET = 75.0  # seconds a batch may take; runs unfinished by then count as not done
 
 
 async def transactions(database_url: str) -> int | None:
@@ -53,7 +55,7 @@ async def transactions(database_url: str) -> int | None:
 
 
 async def measure_levels(
-    side: str, workload: str, run: Runner, args: argparse.Namespace, servers: Servers
+    side: str, workload: str, run: Runner, args: argparse.Namespace, servers: Servers, *, abandon: Abandon
 ) -> SideResult:
     measured = SideResult(side, workload)
     database_url = load_settings().resolved_database_url
@@ -64,18 +66,29 @@ async def measure_levels(
     for count in args.levels:
         before, xacts = CpuReading.now(servers), await transactions(database_url)
         started = time.perf_counter()
-        outcomes = await asyncio.gather(*(_timed(run, f"n{count}-{i}") for i in range(count)))
+        outcomes = await _batch(run, count, args.budget, abandon)
         seconds = time.perf_counter() - started
         cpu = asdict(CpuReading.now(servers).since(before))
         after = await transactions(database_url)
         # The two readings' own connections are 2 transactions or so: noise beside a batch's thousands.
         done = None if xacts is None or after is None else after - xacts
-        measured.levels.append(
-            LevelFigures(count, count * args.steps, seconds, [s for s, _ in outcomes], cpu, done)
-        )
+        finished = [seconds_ for seconds_, _ in outcomes]
+        level = LevelFigures(count, len(finished) * args.steps, seconds, finished, cpu, done)
+        measured.levels.append(level)
         measured.run_ids += [run_id for _, run_id in outcomes]
     measured.peak_rss_mb = peak_rss_mb()
     return measured
+
+
+async def _batch(run: Runner, count: int, budget: float, abandon: Abandon) -> list[tuple[float, str]]:
+    """N runs at once; those still going after `budget` seconds are abandoned, not waited for."""
+    tasks = [asyncio.create_task(_timed(run, f"n{count}-{i}")) for i in range(count)]
+    finished, pending = await asyncio.wait(tasks, timeout=budget)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await abandon()  # so that no abandoned run burns CPU in the next batch
+    return [task.result() for task in finished]
 
 
 async def _timed(run: Runner, label: str) -> tuple[float, str]:
@@ -109,12 +122,21 @@ async def measure_aios(args: argparse.Namespace, servers: Servers) -> SideResult
         client = await AiosClient.connect(settings)
         loop = AiosLoop(client, queue, approval_delay=args.approval_delay, run_timeout=RUN_TIMEOUT)
 
+        in_flight: set[str] = set()
+
         async def run(label: str) -> str:
             run_id = await loop.start(manifest, {"bench": label})
+            in_flight.add(run_id)
             await loop.finish(run_id, args.steps)
+            in_flight.discard(run_id)
             return run_id
 
-        measured = await measure_levels("aios", args.workload, run, args, servers)
+        async def abandon() -> None:
+            for run_id in sorted(in_flight):
+                await client.handle(run_id).terminate(reason="past the benchmark's batch budget")
+            in_flight.clear()
+
+        measured = await measure_levels("aios", args.workload, run, args, servers, abandon=abandon)
         measured.temporal_rss_mb = rss_mb(servers.temporal_pid)
         return measured
     finally:
@@ -147,7 +169,10 @@ async def measure_langgraph(args: argparse.Namespace, servers: Servers) -> SideR
                 raise RuntimeError(f"LangGraph thread {label} did {final.get('done')} of {args.steps} steps")
             return thread
 
-        return await measure_levels("langgraph", args.workload, run, args, servers)
+        async def abandon() -> None:
+            return  # a cancelled ainvoke stops its thread: nothing runs on
+
+        return await measure_levels("langgraph", args.workload, run, args, servers, abandon=abandon)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -161,6 +186,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--approval-delay", type=float, default=0.0)
     parser.add_argument("--model-url")
     parser.add_argument("--effects-url")
+    parser.add_argument("--budget", type=float, default=BUDGET, help="seconds a batch may take")
     parser.add_argument("--pause-after-warm-up", type=float, default=0.0, help="seconds")
     parser.add_argument("--temporal-pid", type=int)
     parser.add_argument("--postgres-pid", type=int)

@@ -56,7 +56,8 @@ def _latency(axis: Axes, results: dict[str, SideResult]) -> None:
     counts = _counts(results)
     for side, result in results.items():
         for fraction, style in ((0.5, "-"), (0.95, "--")):
-            values = [level.run_latency(fraction) for level in result.levels]
+            # An unfinished run is drawn at the batch's length: a lower bound of its latency.
+            values = [min(level.run_latency(fraction), level.seconds) for level in result.levels]
             label = f"{NAMES[side]} p{round(fraction * 100)}"
             axis.plot(counts, values, linestyle=style, marker="o", color=COLORS[side], label=label)
     axis.set(title="run latency", xlabel="concurrent runs", ylabel="seconds (lower is better)")
