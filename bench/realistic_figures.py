@@ -17,6 +17,8 @@ from bench.report import percentile
 
 LEVELS_VARIABLE = "AIOS_BENCH_REALISTIC_LEVELS"
 DEFAULT_LEVELS = (10, 50, 100)
+BUDGET_VARIABLE = "AIOS_BENCH_REALISTIC_BUDGET"
+DEFAULT_BUDGET = 75.0  # seconds a batch may take: keeps the default run under 5 minutes
 STEPS = 5  # actions per run; one in five (step APPROVAL_AT) needs an approval
 APPROVAL_AT = 3
 APPROVAL_DELAY = 0.200  # seconds from the run waiting to the client's approval
@@ -36,6 +38,21 @@ def levels_from_env() -> list[int]:
     if not levels or min(levels) < 1:
         raise SystemExit(f"{LEVELS_VARIABLE}={text!r}: expected positive counts like 10,50,100")
     return levels
+
+
+def budget_from_env() -> float:
+    """AIOS_BENCH_REALISTIC_BUDGET=75 (the default): seconds a batch may take before its
+    unfinished runs are abandoned."""
+    text = os.environ.get(BUDGET_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_BUDGET
+    try:
+        budget = float(text)
+    except ValueError:
+        raise SystemExit(f"{BUDGET_VARIABLE}={text!r}: expected seconds, like 75") from None
+    if not budget > 0:
+        raise SystemExit(f"{BUDGET_VARIABLE}={text!r}: expected a positive number of seconds")
+    return budget
 
 
 def ideal_run_seconds(label: str) -> float:

@@ -30,7 +30,7 @@ import psycopg
 from aios.models.manifest import AgentManifest, ModelSpec
 from aios.settings import load_settings
 from bench.langgraph_common import CpuReading, Servers, loop_manifest, peak_rss_mb, rss_mb
-from bench.realistic_figures import LevelFigures, SideResult
+from bench.realistic_figures import DEFAULT_BUDGET, LevelFigures, SideResult
 
 SIDES = ("aios", "langgraph")
 WORKLOADS = ("realistic", "noop")
@@ -38,7 +38,6 @@ RUN_TIMEOUT = 600.0  # seconds: at 100 concurrent runs on 2 shared cores a run c
 WARMED_UP = "warmed up: measuring"  # the line a profiler waits for before it attaches
 Runner = Callable[[str], Awaitable[str]]  # label -> one whole run (approval included); its id
 Abandon = Callable[[], Awaitable[None]]  # stops the runs still in flight
-BUDGET = 75.0  # seconds a batch may take; runs unfinished by then count as not done
 
 
 async def transactions(database_url: str) -> int | None:
@@ -186,7 +185,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--approval-delay", type=float, default=0.0)
     parser.add_argument("--model-url")
     parser.add_argument("--effects-url")
-    parser.add_argument("--budget", type=float, default=BUDGET, help="seconds a batch may take")
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="seconds a batch may take")
     parser.add_argument("--pause-after-warm-up", type=float, default=0.0, help="seconds")
     parser.add_argument("--temporal-pid", type=int)
     parser.add_argument("--postgres-pid", type=int)

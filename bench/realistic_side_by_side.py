@@ -31,12 +31,14 @@ from bench.langgraph_side_by_side import local_servers
 from bench.realistic_figures import (
     APPROVAL_AT,
     APPROVAL_DELAY,
+    BUDGET_VARIABLE,
     EFFECT_SECONDS,
     LEVELS_VARIABLE,
     STEPS,
     TIMING,
     LevelFigures,
     SideResult,
+    budget_from_env,
     levels_from_env,
 )
 from bench.realistic_servers import Servers
@@ -91,7 +93,7 @@ def measure_args(
     side: str, out: Path, levels: list[int], servers: Servers, pids: LocalServers, *, workload: str
 ) -> list[str]:
     args = [side, str(out), "--workload", workload, "--levels", ",".join(map(str, levels))]
-    args += ["--steps", str(STEPS), "--approval-at", str(APPROVAL_AT)]
+    args += ["--steps", str(STEPS), "--approval-at", str(APPROVAL_AT), "--budget", str(budget_from_env())]
     if workload == "realistic":
         args += ["--approval-delay", str(APPROVAL_DELAY)]
         args += ["--model-url", servers.model.url, "--effects-url", servers.effects.url]
@@ -145,7 +147,7 @@ def report(section: Section, results: dict[str, SideResult], levels: list[int]) 
         f"(seed {TIMING.seed}) per answer with real tool calls, each action a POST "
         f"({EFFECT_SECONDS * 1000:.0f} ms), step {APPROVAL_AT} approved {APPROVAL_DELAY * 1000:.0f} ms "
         f"after it waits; one batch per level of {', '.join(map(str, levels))} concurrent runs "
-        f"({LEVELS_VARIABLE})",
+        f"({LEVELS_VARIABLE}), each given {budget_from_env():.0f} s ({BUDGET_VARIABLE})",
     )
     for index, count in enumerate(levels):
         for side, result in results.items():
@@ -172,26 +174,25 @@ NOTES = """\
 ![aios and LangGraph on the realistic workload](benchmarks-realistic.png)
 
 Both sides do the same work against the same loopback servers, started once in the benchmark's
-process (so their CPU is neither side's): the model server answers each chat request with the
-next tool call in order (`step_1` .. `step_5`, then "done") after a latency drawn per run and
-turn from a seeded generator, so the same run waits as long on either side; the effect server
-takes 30 ms per POST and applies each Idempotency-Key once. aios's requests go through its
-`openai` model connector and its `http` action connector (the effect ledger's key); LangGraph's
-through the same model connector class and an httpx POST keyed by thread and step, so both are
-correct under a crash. The approval: aios's client waits for `AiosState = waiting_approval` in
-the run's history, sleeps 200 ms and calls `decide`; LangGraph's waits for `ainvoke` to return
-the interrupt, sleeps 200 ms and resumes with `Command(resume=...)`.
+process (so their CPU is neither side's): the model server answers each chat request with the next
+tool call in order (`step_1` .. `step_5`, then "done") after a latency drawn per run and turn from a
+seeded generator, so the same run waits as long on either side; the effect server takes 30 ms per
+POST and applies each Idempotency-Key once. aios's requests go through its `openai` model connector
+and its `http` action connector (the effect ledger's key); LangGraph's through the same model
+connector class and an httpx POST keyed by thread and step, so both are correct under a crash. The
+approval: aios's client waits for `AiosState = waiting_approval` in the run's history, sleeps 200 ms
+and calls `decide`; LangGraph's waits for `ainvoke` to return the interrupt, sleeps 200 ms and
+resumes with `Command(resume=...)`.
 
-The latency bound is N / (ideal per-step latency), the ideal run being its six model answers,
-five POSTs and the approval delay with zero overhead (about 1.25 s, 0.25 s per step): the
-throughput N concurrent runs reach if nothing but the servers' latency counts. How close a side
-gets to it is how much its own overhead, and the two cores it shares with the servers, cost.
-CPU per step: CPU seconds over the batch / its steps, for the side's process (client, driver and,
-for aios, the worker), the Temporal dev server, and the whole Postgres cluster. Postgres
-transactions per step: the database's commits and rollbacks over the batch (each autocommit
-statement is one). A batch may take 75 s (`--budget` of bench/realistic_measure.py): runs
-unfinished by then are abandoned (aios's terminated, LangGraph's cancelled) so that they burn
-nothing in the next batch, and count as not done: steps/s counts finished runs only, and a
-percentile that falls on an unfinished run shows as "> the batch's length". Each batch is one
-sample: these figures move by tens of percent with the machine's other load. The no-op loop below (zero-latency model and effects) isolates the
-per-step overhead."""
+The latency bound is N / (ideal per-step latency), the ideal run being its six model answers, five
+POSTs and the approval delay with zero overhead (about 1.25 s, 0.25 s per step): the throughput N
+concurrent runs reach if nothing but the servers' latency counts. How close a side gets to it is how
+much its own overhead, and the two cores it shares with the servers, cost. CPU per step: CPU seconds
+over the batch / its steps, for the side's process (client, driver and, for aios, the worker), the
+Temporal dev server, and the whole Postgres cluster. Postgres transactions per step: the database's
+commits and rollbacks over the batch (each autocommit statement is one). A batch may take 75 s
+(AIOS_BENCH_REALISTIC_BUDGET): runs unfinished by then are abandoned (aios's terminated, LangGraph's
+cancelled) so that they burn nothing in the next batch, and count as not done: steps/s counts
+finished runs only, and a percentile that falls on an unfinished run shows as "> the batch's
+length". Each batch is one sample: these figures move by tens of percent with the machine's other
+load. The no-op loop below (zero-latency model and effects) isolates the per-step overhead."""

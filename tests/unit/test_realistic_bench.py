@@ -11,10 +11,13 @@ import pytest
 from bench.profile_samples import OTHER, read_samples
 from bench.realistic_figures import (
     APPROVAL_DELAY,
+    BUDGET_VARIABLE,
     EFFECT_SECONDS,
     LEVELS_VARIABLE,
     STEPS,
     TIMING,
+    LevelFigures,
+    budget_from_env,
     ideal_run_seconds,
     levels_from_env,
 )
@@ -120,3 +123,24 @@ def test_samples_are_sorted_by_the_files_on_their_stacks() -> None:
     assert samples.leaf[OTHER] == 1
     assert samples.modules == {"pydantic/main.py": 6}  # not the main script's body
     assert samples.sandbox == {"__getattr__ (temporalio/worker/workflow_sandbox/_restrictions.py)": 3}
+
+
+def test_the_budget_comes_from_the_environment_or_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BUDGET_VARIABLE, raising=False)
+    assert budget_from_env() == 75.0
+    monkeypatch.setenv(BUDGET_VARIABLE, "8.5")
+    assert budget_from_env() == 8.5
+    for bad in ("soon", "0"):
+        monkeypatch.setenv(BUDGET_VARIABLE, bad)
+        with pytest.raises(SystemExit, match=BUDGET_VARIABLE):
+            budget_from_env()
+
+
+def test_a_batch_with_unfinished_runs_counts_only_finished_steps() -> None:
+    level = LevelFigures(
+        runs=4, steps=2 * STEPS, seconds=10.0, run_seconds=[2.0, 3.0], cpu={}, transactions=None
+    )
+    assert level.unfinished == 2
+    assert level.steps_per_second == 2 * STEPS / 10.0
+    assert level.run_latency(0.0) == 2.0
+    assert level.run_latency(0.95) == float("inf")  # falls on an unfinished run
