@@ -96,10 +96,10 @@ class LevelFigures:
 
     def cpu_ms_per_step(self, part: str) -> float | None:
         seconds = self.cpu.get(part)
-        return None if seconds is None else seconds * 1000 / self.steps
+        return None if seconds is None or not self.steps else seconds * 1000 / self.steps
 
     def transactions_per_step(self) -> float | None:
-        return None if self.transactions is None else self.transactions / self.steps
+        return None if self.transactions is None or not self.steps else self.transactions / self.steps
 
 
 @dataclass

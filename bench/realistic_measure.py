@@ -65,8 +65,9 @@ async def measure_levels(
     for count in args.levels:
         before, xacts = CpuReading.now(servers), await transactions(database_url)
         started = time.perf_counter()
-        outcomes = await _batch(run, count, args.budget, abandon)
+        outcomes = await _batch(run, count, args.budget)
         seconds = time.perf_counter() - started
+        await abandon()  # the runs still in flight: so that none burns CPU in the next batch
         cpu = asdict(CpuReading.now(servers).since(before))
         after = await transactions(database_url)
         # The two readings' own connections are 2 transactions or so: noise beside a batch's thousands.
@@ -79,14 +80,13 @@ async def measure_levels(
     return measured
 
 
-async def _batch(run: Runner, count: int, budget: float, abandon: Abandon) -> list[tuple[float, str]]:
+async def _batch(run: Runner, count: int, budget: float) -> list[tuple[float, str]]:
     """N runs at once; those still going after `budget` seconds are abandoned, not waited for."""
     tasks = [asyncio.create_task(_timed(run, f"n{count}-{i}")) for i in range(count)]
     finished, pending = await asyncio.wait(tasks, timeout=budget)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    await abandon()  # so that no abandoned run burns CPU in the next batch
     return [task.result() for task in finished]
 
 

@@ -108,6 +108,8 @@ def measure_args(
 
 
 def _cpu(result: SideResult, level: LevelFigures) -> str:
+    if not level.steps:
+        return "n/a: no run finished"
     parts = {part: level.cpu_ms_per_step(part) for part in result.cpu_parts}
     total = sum(value for value in parts.values() if value is not None)
     shown = " + ".join(f"{PART_LABELS[p]} {v:.1f}" for p, v in parts.items() if v is not None)
@@ -162,11 +164,15 @@ def report(section: Section, results: dict[str, SideResult], levels: list[int]) 
         section.add(f"memory: {LABELS[side]}", text)
     top = -1
     aios, langgraph = results["aios"].levels[top], results["langgraph"].levels[top]
+    section.add(f"ratio aios / LangGraph at N={levels[top]}", _ratio(aios, langgraph))
+
+
+def _ratio(aios: LevelFigures, langgraph: LevelFigures) -> str:
+    if not langgraph.steps:
+        return "n/a: no LangGraph run finished"
     latency = aios.run_latency(0.5) / langgraph.run_latency(0.5)
-    section.add(
-        f"ratio aios / LangGraph at N={levels[top]}",
-        f"steps/s {aios.steps_per_second / langgraph.steps_per_second:.2f}x, run latency p50 "
-        + ("n/a (unfinished runs)" if math.isinf(latency) else f"{latency:.2f}x"),
+    return f"steps/s {aios.steps_per_second / langgraph.steps_per_second:.2f}x, run latency p50 " + (
+        "n/a (unfinished runs)" if math.isinf(latency) else f"{latency:.2f}x"
     )
 
 

@@ -144,3 +144,11 @@ def test_a_batch_with_unfinished_runs_counts_only_finished_steps() -> None:
     assert level.steps_per_second == 2 * STEPS / 10.0
     assert level.run_latency(0.0) == 2.0
     assert level.run_latency(0.95) == float("inf")  # falls on an unfinished run
+
+
+def test_a_batch_where_no_run_finished_has_no_per_step_figures() -> None:
+    level = LevelFigures(runs=3, steps=0, seconds=4.0, run_seconds=[], cpu={"process": 1.0}, transactions=9)
+    assert level.steps_per_second == 0.0
+    assert level.cpu_ms_per_step("process") is None
+    assert level.transactions_per_step() is None
+    assert level.run_latency(0.5) == float("inf")
