@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 
 from aios.client import AiosClient
 from aios.settings import Settings, load_settings
@@ -50,37 +51,66 @@ VISIBILITY_EVENTS = {
 
 @dataclass
 class HistoryCounts:
-    """Per-run means over the measured runs' histories."""
+    """Per-run means over the measured runs' histories, their child workflows' included."""
 
     runs: int
     events: float
     workflow_tasks: float
     activities: float
     local_activities: float
+    patch_markers: float  # workflow.patched: a marker event each, no work beside it
     visibility_writes: float
     timers: float
+    children: float  # child workflows (a notice per approval): each one more sandbox and history
 
 
 async def history_counts(settings: Settings, run_ids: list[str]) -> HistoryCounts:
     client = await AiosClient.connect(settings)
-    per_run: list[Counter[int]] = []
+    per_run: list[Counter[str]] = []
     for run_id in run_ids:
-        history = await client.handle(run_id).fetch_history()
-        per_run.append(Counter(event.event_type for event in history.events))
+        counts: Counter[str] = Counter()
+        pending = [run_id]
+        while pending:  # the run, then the children it started
+            history = await client.temporal.get_workflow_handle(pending.pop()).fetch_history()
+            for event in history.events:
+                counts[_kind(event)] += 1
+                if event.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+                    pending.append(
+                        event.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                    )
+        per_run.append(counts)
 
-    def mean(*types: int) -> float:
-        return statistics.fmean(sum(counts[t] for t in types) for counts in per_run)
+    def mean(*kinds: str) -> float:
+        return statistics.fmean(sum(counts[kind] for kind in kinds) for counts in per_run)
 
+    workflows = mean(_name(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED))
     return HistoryCounts(
         runs=len(per_run),
         events=statistics.fmean(sum(counts.values()) for counts in per_run),
-        workflow_tasks=mean(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
-        activities=mean(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
-        local_activities=mean(EventType.EVENT_TYPE_MARKER_RECORDED),
-        # The start and the close write the visibility record too: two per run besides the upserts.
-        visibility_writes=mean(*VISIBILITY_EVENTS) + 2,
-        timers=mean(EventType.EVENT_TYPE_TIMER_STARTED),
+        workflow_tasks=mean(_name(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)),
+        activities=mean(_name(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)),
+        local_activities=mean(LOCAL_ACTIVITY_MARKER),
+        patch_markers=mean(PATCH_MARKER),
+        # Every workflow's start and close write its visibility record too, besides the upserts.
+        visibility_writes=mean(*(_name(kind) for kind in VISIBILITY_EVENTS)) + 2 * workflows,
+        timers=mean(_name(EventType.EVENT_TYPE_TIMER_STARTED)),
+        children=workflows - 1,
     )
+
+
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+PATCH_MARKER = "core_patch"
+
+
+def _name(event_type: int) -> str:
+    return EventType.Name(event_type)  # type: ignore[arg-type]
+
+
+def _kind(event: HistoryEvent) -> str:
+    """The event's type, or for a marker its name (local activity or patch)."""
+    if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+        return event.marker_recorded_event_attributes.marker_name
+    return _name(event.event_type)
 
 
 @dataclass
@@ -179,16 +209,18 @@ def _per_run_rows() -> list[tuple[str, Callable[[Profile], str]]]:
         ("worker process CPU per run, ms", lambda p: fmt(_cpu_ms(p, "process") / _runs(p))),
         ("Temporal server CPU per run, ms", lambda p: fmt(_cpu_ms(p, "temporal") / _runs(p))),
         ("Postgres CPU per run, ms", lambda p: fmt(_cpu_ms(p, "postgres") / _runs(p))),
-        ("workflow tasks per run", lambda p: fmt(p.histories.workflow_tasks)),
+        ("child workflows per run (each a sandbox of its own)", lambda p: fmt(p.histories.children)),
+        ("workflow tasks per run (children included)", lambda p: fmt(p.histories.workflow_tasks)),
         (
             "Temporal server CPU per workflow task, ms",
             lambda p: fmt(_cpu_ms(p, "temporal") / _runs(p) / max(1.0, p.histories.workflow_tasks)),
         ),
         ("activities per run", lambda p: fmt(p.histories.activities)),
-        ("local activities (markers) per run", lambda p: fmt(p.histories.local_activities)),
+        ("local activities per run", lambda p: fmt(p.histories.local_activities)),
+        ("patch markers per run (workflow.patched)", lambda p: fmt(p.histories.patch_markers)),
         ("timers per run", lambda p: fmt(p.histories.timers)),
         ("visibility writes per run (start, upserts, close)", lambda p: fmt(p.histories.visibility_writes)),
-        ("history events per run", lambda p: fmt(p.histories.events)),
+        ("history events per run (children included)", lambda p: fmt(p.histories.events)),
         (
             "Postgres transactions per run (aios's database)",
             lambda p: fmt(sum(level.transactions or 0 for level in p.result.levels) / _runs(p)),
