@@ -22,6 +22,7 @@ import datetime
 import json
 import math
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 from aios.settings import Settings, load_settings
@@ -141,8 +142,20 @@ def _postgres(level: LevelFigures) -> str:
     return "n/a" if per_step is None else f"{per_step:.1f} transactions per step"
 
 
+def _versions() -> str:
+    names = ("langgraph", "langgraph-checkpoint-postgres", "temporalio")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
 def report(section: Section, results: dict[str, SideResult], levels: list[int]) -> None:
     section.add("machine, date", f"{machine()}, {datetime.date.today().isoformat()}")
+    section.add("versions", _versions())
     section.add(
         "workload",
         f"K={STEPS} actions per run, model {TIMING.mean * 1000:.0f} ms ± {TIMING.spread * 1000:.0f} ms "

@@ -5,9 +5,9 @@ a final text, or an error status with Retry-After); when the script runs out it 
 With `responder` set, each chat request is answered by calling it with the request's body
 instead (a benchmark's model that picks its tool call from the conversation), after
 `latency(body)` seconds when that is set too. `/v1/embeddings` answers deterministic vectors
-derived from each text. Every request's body
-and headers are recorded. With `api_key` set, a request without that bearer key gets the
-401 OpenAI gives, which (unlike OpenAI) echoes the key it got, so tests can prove redaction.
+derived from each text. Every request's body and headers are recorded. With `api_key` set, a
+request without that bearer key gets the 401 OpenAI gives, which (unlike OpenAI) echoes the key
+it got, so tests can prove redaction.
 """
 
 from __future__ import annotations
