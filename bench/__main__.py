@@ -18,6 +18,7 @@ BENCHMARKS = [
     "ledger_overhead",
     "memory_recall",
     "triggers_latency",
+    "realistic_side_by_side",  # the headline; the no-op loop's side by side follows it
     "langgraph_side_by_side",
     "delegation",
     "inbox_latency",

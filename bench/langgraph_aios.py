@@ -40,6 +40,8 @@ class AiosLoop:
 
     client: AiosClient
     task_queue: str
+    approval_delay: float = 0.0  # seconds a person takes to approve, once the run waits
+    run_timeout: float = RUN_TIMEOUT
 
     async def start(self, manifest: AgentManifest, task: dict[str, str]) -> str:
         started = await self.client.start_run(
@@ -49,7 +51,7 @@ class AiosLoop:
 
     async def finish(self, run_id: str, steps: int) -> RunState:
         """Approve the run's one approval, then wait for it to complete with every step executed."""
-        async with asyncio.timeout(RUN_TIMEOUT):
+        async with asyncio.timeout(self.run_timeout):
             await self.approve_when_waiting(run_id)
             final = await self.client.result(run_id)
         executed = [step for step in final.steps if step.status == "executed"]
@@ -65,6 +67,8 @@ class AiosLoop:
 
     async def approve_when_waiting(self, run_id: str) -> None:
         await self._until_waiting(run_id)
+        if self.approval_delay:
+            await asyncio.sleep(self.approval_delay)
         for attempt in range(DECIDE_ATTEMPTS):
             try:
                 await self.client.decide(run_id, "approve", approver=APPROVER)

@@ -116,8 +116,8 @@ class Child:
                 await self.kill()
         self._sink.close()
 
-    async def finished(self) -> None:
-        code = await asyncio.wait_for(self.process.wait(), WAIT_SECONDS)
+    async def finished(self, within: float = WAIT_SECONDS) -> None:
+        code = await asyncio.wait_for(self.process.wait(), within)
         if code != 0:
             tail = self.log.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{self.log.name} exited {code}:\n{tail}")

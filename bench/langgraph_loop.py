@@ -43,6 +43,7 @@ from aios.models.manifest import AgentManifest, Grade
 from aios.models.run import ProposedAction
 from aios.settings import load_settings
 from bench.langgraph_common import APPROVER, loop_manifest
+from connectors.model import ModelProvider
 from connectors.model.offline import OfflineModel
 from connectors.model.types import ChatMessage, ChatRequest, ToolSpec
 
@@ -126,12 +127,15 @@ def chat_request(manifest: AgentManifest, task: dict[str, Any], done: list[str])
 
 
 def build_graph(
-    manifest: AgentManifest, effect: Effect, checkpointer: AsyncPostgresSaver
+    manifest: AgentManifest,
+    effect: Effect,
+    checkpointer: AsyncPostgresSaver,
+    model: ModelProvider = MODEL,
 ) -> CompiledStateGraph[LoopState, None, LoopState, LoopState]:
     """think -> gate -> act -> think ... -> END once the model says it is done."""
 
     async def think(state: LoopState) -> LoopState:
-        response = await MODEL.chat(chat_request(manifest, state["task"], state["done"]))
+        response = await model.chat(chat_request(manifest, state["task"], state["done"]))
         if not response.tool_calls:
             return {"proposal": None, "outcome": response.text}
         call = response.tool_calls[0]
@@ -203,12 +207,16 @@ async def run_thread(
     thread_id: str,
     task: dict[str, Any] | None,
     durability: Durability,
+    approval_delay: float = 0.0,
 ) -> dict[str, Any]:
-    """Run (task given) or carry on (None) a thread to its end, approving every interrupt at once."""
+    """Run (task given) or carry on (None) a thread to its end, approving every interrupt
+    `approval_delay` seconds after it is raised."""
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     start: LoopState | None = None if task is None else {"task": task, "done": [], "proposal": None}
     result: dict[str, Any] = await graph.ainvoke(start, config, durability=durability)
     while result.get("__interrupt__"):
+        if approval_delay:
+            await asyncio.sleep(approval_delay)
         answer = Command(resume={"verdict": "approve", "approver": APPROVER})
         result = await graph.ainvoke(answer, config, durability=durability)
     return result

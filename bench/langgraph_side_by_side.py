@@ -51,7 +51,7 @@ COMMAND = "make bench  (python -m bench langgraph_side_by_side)"
 
 async def measure() -> Section:
     settings = load_settings()
-    servers = _servers(settings)
+    servers = local_servers(settings)
     for stale in (settings.data_dir / "logs").glob("bench-langgraph-measure-*.log"):
         stale.unlink()
     sides: dict[str, SideFigures] = {side: SideFigures(side) for side in SIDES}
@@ -69,7 +69,7 @@ async def measure() -> Section:
     return section
 
 
-def _servers(settings: Settings) -> Servers:
+def local_servers(settings: Settings) -> Servers:
     """The local servers' pids, to read their CPU; None for a server that is not local."""
     from aios.stack import postgres, temporal
 

@@ -34,7 +34,6 @@ SURE = {"confidence": 0.95, "rationale": "the question is a known one"}
 
 def _model_answer(body: dict[str, Any]) -> Reply:
     """One step, then the reply: what a model would do with a simple question."""
-    time.sleep(MODEL_LATENCY_S)
     if any(message.get("role") == "tool" for message in body.get("messages", [])):
         return Reply(text="answered", prompt_tokens=420, completion_tokens=60)
     return Reply(tool_calls=(("look_up", SURE),), prompt_tokens=380, completion_tokens=25)
@@ -88,7 +87,7 @@ async def measure() -> Section:
         f"is two model turns (a step, then the reply) on a loopback model answering in "
         f"{MODEL_LATENCY_S * 1000:.0f} ms; played without, then with `model.cache` (scope agent).",
     )
-    model = FakeOpenAI(answer=_model_answer).start()
+    model = FakeOpenAI(responder=_model_answer, latency=lambda _: MODEL_LATENCY_S).start()
     queue = f"bench-cache-{uuid.uuid4().hex[:6]}"
     settings = load_settings().model_copy(update={"task_queue": queue, "model_base_url": model.url})
     stop = asyncio.Event()

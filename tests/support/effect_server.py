@@ -53,6 +53,8 @@ class EffectServer:
     lookup_status: int | None = None
     # (time.monotonic(), idempotency key) of every POST as it arrives, before any fault.
     arrivals: list[tuple[float, str]] = field(default_factory=list)
+    # Seconds every POST takes before it is applied (a real API's service time).
+    latency_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -112,6 +114,8 @@ def _handler_for(state: EffectServer) -> type[BaseHTTPRequestHandler]:
                 fault = state.faults.pop(0) if state.faults else None
             if fault is not None and self._inject(fault, key, body):
                 return
+            if state.latency_seconds:
+                time.sleep(state.latency_seconds)
             response, applied = self._apply(key, body)
             # Recorded before answering: a client that has its answer must find its request here.
             with state.lock:

@@ -1,11 +1,13 @@
 """A loopback server that speaks enough of the OpenAI API to test the model connector.
 
 `/v1/chat/completions` answers from a script, one `Reply` per request in order (tool calls,
-a final text, or an error status with Retry-After); when the script runs out, `answer` (a
-function of the request's body) answers, or "done".
-`/v1/embeddings` answers deterministic vectors derived from each text. Every request's body
-and headers are recorded. With `api_key` set, a request without that bearer key gets the
-401 OpenAI gives, which (unlike OpenAI) echoes the key it got, so tests can prove redaction.
+a final text, or an error status with Retry-After); when the script runs out it says "done".
+With `responder` set, each chat request is answered by calling it with the request's body
+instead (a benchmark's model that picks its tool call from the conversation), after
+`latency(body)` seconds when that is set too. `/v1/embeddings` answers deterministic vectors
+derived from each text. Every request's body and headers are recorded. With `api_key` set, a
+request without that bearer key gets the 401 OpenAI gives, which (unlike OpenAI) echoes the key
+it got, so tests can prove redaction.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EMBEDDING_DIMENSIONS = 8
-# The key the integration tests' fake asks for (tests/integration/conftest.py).
-FAKE_OPENAI_KEY = "sk-integration-SecretKey-4242"
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,11 @@ class Recorded:
 @dataclass
 class FakeOpenAI:
     script: list[Reply] = field(default_factory=list)
-    # Answers a chat from its request body once the script is spent (a model without a script).
-    answer: Callable[[dict[str, Any]], Reply] | None = None
     api_key: str | None = None
     requests: list[Recorded] = field(default_factory=list)
+    responder: Callable[[dict[str, Any]], Reply] | None = None  # answers instead of `script`
+    latency: Callable[[dict[str, Any]], float] | None = None  # seconds before each chat answer
+    record_requests: bool = True  # False: a long benchmark keeps no request bodies
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -81,12 +83,14 @@ class FakeOpenAI:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
     def next_reply(self, body: dict[str, Any]) -> Reply:
+        if self.responder is not None:
+            return self.responder(body)
         with self.lock:
-            if self.script:
-                return self.script.pop(0)
-        return self.answer(body) if self.answer is not None else Reply(text="done")
+            return self.script.pop(0) if self.script else Reply(text="done")
 
     def record(self, recorded: Recorded) -> None:
+        if not self.record_requests:
+            return
         with self.lock:
             self.requests.append(recorded)
 
@@ -161,6 +165,8 @@ def _handler_for(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             return False
 
         def _chat(self, body: dict[str, Any]) -> None:
+            if state.latency is not None:
+                time.sleep(state.latency(body))  # this request's thread only
             reply = state.next_reply(body)
             if reply.status != 200:
                 headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
