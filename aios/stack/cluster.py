@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import yaml
@@ -58,18 +58,19 @@ DYNAMIC_CONFIG: dict[str, Any] = {
 }
 
 
+MEMBERSHIP_BELOW = 300
+SMALLINT_MAX = 32767
+
+
 @dataclass(frozen=True)
 class Ports:
+    OFFSETS: ClassVar[dict[str, int]] = {"frontend": 0, "history": 1, "matching": 2, "worker": 6}
+
     frontend: int
 
     @property
     def services(self) -> dict[str, int]:
-        return {
-            "frontend": self.frontend,
-            "history": self.frontend + 1,
-            "matching": self.frontend + 2,
-            "worker": self.frontend + 6,
-        }
+        return {name: self.frontend + offset for name, offset in self.OFFSETS.items()}
 
     @property
     def http(self) -> int:
@@ -221,7 +222,11 @@ def write_config(settings: Settings) -> Path:
 
 
 def _rpc(service: str, port: int, ports: Ports) -> dict[str, Any]:
-    rpc: dict[str, Any] = {"grpcPort": port, "membershipPort": port - 300, "bindOnIP": "127.0.0.1"}
+    rpc: dict[str, Any] = {
+        "grpcPort": port,
+        "membershipPort": port - MEMBERSHIP_BELOW,
+        "bindOnIP": "127.0.0.1",
+    }
     if service == "frontend":
         rpc["httpPort"] = ports.http
     return rpc
@@ -256,6 +261,13 @@ def start(settings: Settings, progress: Any) -> str:
     server = server_files(settings)
     if server.read_pid() is not None and port_open(settings.temporal_port):
         return f"already running (pid {server.read_pid()}, Temporal {SERVER_VERSION} on Postgres)"
+    highest = SMALLINT_MAX + MEMBERSHIP_BELOW - max(Ports.OFFSETS.values())
+    if settings.temporal_port > highest:
+        raise StackError(
+            f"the cluster profile needs a Temporal port of at most {highest} (AIOS_TEMPORAL_ADDRESS is "
+            f"{settings.temporal_address}): the services' membership ports, {MEMBERSHIP_BELOW} below "
+            "theirs, are kept in a smallint column"
+        )
     build(settings, progress)
     for port, what in [
         (p, f"the Temporal {name} service") for name, p in Ports(settings.temporal_port).services.items()
@@ -286,7 +298,10 @@ def start(settings: Settings, progress: Any) -> str:
         alive=lambda: server.read_pid() is not None,
         log_file=server.log_file,
     )
-    asyncio.run(_namespace_ready(settings))
+    try:
+        asyncio.run(_namespace_ready(settings))
+    except StackError as problem:
+        raise StackError(f"{problem}; its log: {server.log_file}") from problem
     _start_ui(settings)
     return f"started (pid {pid}, Temporal {SERVER_VERSION} on Postgres, {HISTORY_SHARDS} history shards)"
 
