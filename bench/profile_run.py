@@ -1,6 +1,6 @@
 """Where an aios run's CPU goes: py-spy samples of the worker on the no-op and the realistic workload.
 
-`python -m bench.profile_run [--levels 10,10] [--out docs/bench-profile.md]` runs, for each
+`python -m bench.profile_run [--levels 10,10] [--out docs/PROFILE.md]` runs, for each
 workload, the aios side of the realistic side by side (bench/realistic_measure.py: the
 production worker and the driving client in one process) and attaches py-spy to it once it is
 warmed up, so start-up imports stay out. Each sample's stack is sorted into categories by the
@@ -9,7 +9,7 @@ nearest its leaf: "self"). Then the measured runs' Temporal histories give per-r
 workflow tasks, activities, visibility writes (search attribute upserts), events; and the CPU
 readings give the Temporal server's CPU per workflow task and the Postgres transactions per run.
 
-This measures; it changes nothing. The levers it points at are in docs/bench-profile.md.
+This measures; it changes nothing. The levers it points at are in docs/PROFILE.md.
 """
 
 from __future__ import annotations
