@@ -34,7 +34,7 @@ from aios.temporal.connection import connect
 from aios.temporal.queues import connector_queue
 from aios.temporal.redaction import install_redaction
 from connectors.breaker import breaker_states
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("aios.worker")
 

@@ -1,16 +1,6 @@
-"""Deterministic conductor code only. `WORKFLOWS` is the one registry of workflows."""
+"""Deterministic conductor code only. `workflows.registry.WORKFLOWS` lists the workflows.
 
-from __future__ import annotations
-
-from workflows.agent_run import AgentRunWorkflow
-from workflows.compaction import CompactionWorkflow
-from workflows.dispatch import DispatchRunWorkflow
-from workflows.drift import DriftCheckWorkflow
-from workflows.notifications import DigestWorkflow, NotifyWorkflow
-from workflows.ping import PingWorkflow
-from workflows.reconcile import ReconcileEffectWorkflow
-from workflows.retention import RetentionWorkflow
-
-WORKFLOWS: list[type] = [AgentRunWorkflow, PingWorkflow, ReconcileEffectWorkflow, CompactionWorkflow]
-WORKFLOWS += [RetentionWorkflow, DispatchRunWorkflow, NotifyWorkflow, DigestWorkflow]
-WORKFLOWS += [DriftCheckWorkflow]
+This file imports nothing: the workflow sandbox imports the package of every workflow it
+runs, in every run, and importing the whole registry here cost each run the import of every
+other workflow module (docs/PROFILE.md).
+"""

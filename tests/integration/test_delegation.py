@@ -30,7 +30,7 @@ from tests.support.effect_server import EffectServer
 from tests.support.manifests import http_action, noop_manifest, refund_like_manifest, unique_agent
 from tests.support.runs import audit_story, wait_for_status
 from workers.main import run_worker, workflow_runner
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 RESULT_WITHIN = 90
 

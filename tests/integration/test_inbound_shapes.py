@@ -34,10 +34,10 @@ from tests.integration.test_reconcile import charge_in_doubt, stripe_charge_inpu
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import audit_story, wait_for_status
-from workflows import WORKFLOWS
 from workflows.agent_run import AgentRunWorkflow
 from workflows.inbound import inbound_model
 from workflows.reconcile import ReconcileEffectWorkflow
+from workflows.registry import WORKFLOWS
 
 pytestmark = pytest.mark.integration
 

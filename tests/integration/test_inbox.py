@@ -26,8 +26,8 @@ from tests.support.inbox import item_for
 from tests.support.manifests import refund_like_manifest
 from tests.support.runs import wait_for_status
 from workers.main import run_worker
-from workflows import WORKFLOWS
 from workflows.agent_run import AgentRunWorkflow
+from workflows.registry import WORKFLOWS
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from tests.support.env import child_env
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.manifests import noop_manifest
 from workers.main import workflow_runner
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from temporalio.workflow import NondeterminismError
 from aios.temporal.inbound import InboundPayloadConverter
 from tests.replay.variants import PatchedExtraWait, UnpatchedExtraWait
 from workers.main import workflow_runner
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 from workflows.versions import GENERATIONS, RECORDED_GENERATION, VERSIONS, patches_up_to
 
 HISTORIES = Path(__file__).parent / "histories"

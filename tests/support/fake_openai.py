@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EMBEDDING_DIMENSIONS = 8
+# The key the integration tests' fake asks for (tests/integration/conftest.py).
+FAKE_OPENAI_KEY = "sk-integration-SecretKey-4242"
 
 
 @dataclass(frozen=True)
