@@ -9,6 +9,7 @@ runs and reads their results instead of starting new ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -81,10 +82,9 @@ async def _start(client: AiosClient, manifest: AgentManifest, check: Check, run_
         manifest=manifest,
         shadow_only=True,
     )
-    try:
+    # This version's check ran before when its id is taken: its result is read below.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start(request)
-    except WorkflowAlreadyStartedError:
-        pass  # this version's check ran before: its result is read below
 
 
 async def _judged(client: AiosClient, check: Check, run_id: str, within: float) -> list[Row]:

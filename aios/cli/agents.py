@@ -145,9 +145,8 @@ def canary(
     if report is None:
         say(f"{candidate.name}: no checks file ({checks_file}); starting without checks", style="yellow")
     elif not report.passed:
-        say(
-            f"{candidate.name}: checks failed ({', '.join(report.failed_checks)}); overridden by {by}, recorded"
-        )
+        failed = ", ".join(report.failed_checks)
+        say(f"{candidate.name}: checks failed ({failed}); overridden by {by}, recorded")
     how = "in shadow beside every run" if shadow else f"on {share:.0%} of new runs"
     say(f"{candidate.name}: version {candidate.version} now runs {how} (current: {current.version})")
 
