@@ -37,8 +37,13 @@ def agents_dir(tmp_path: Path) -> tuple[Path, str]:
         **manifest,
         "policy": {k: v for k, v in manifest["policy"].items() if k != "approval_amount_over"},
     }
-    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
+    (tmp_path / "candidate").mkdir()
+    (tmp_path / "candidate" / f"{name}.yaml").write_text(yaml.safe_dump(broken))
     return tmp_path, name
+
+
+def broken_file(directory: Path, name: str) -> str:
+    return str(directory / "candidate" / f"{name}.yaml")
 
 
 async def rollout_version(client: AiosClient, agent: str) -> str | None:
@@ -72,7 +77,7 @@ async def test_the_refund_desk_passes_its_checks_and_a_broken_version_fails_them
     }
 
     failed = await asyncio.to_thread(
-        aios, aios_client, directory, "agents", "test", name, "--manifest", str(directory / "broken.yaml")
+        aios, aios_client, directory, "agents", "test", name, "--manifest", broken_file(directory, name)
     )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     [line] = failed.stderr.strip().splitlines()
@@ -85,7 +90,7 @@ async def test_the_canary_refuses_a_failing_version_unless_a_person_overrides_wi
     aios_client: AiosClient, tmp_path: Path
 ) -> None:
     directory, name = agents_dir(tmp_path)
-    broken = str(directory / "broken.yaml")
+    broken = broken_file(directory, name)
     refused = await asyncio.to_thread(
         aios, aios_client, directory, "agents", "canary", broken, "--share", "0.5"
     )
