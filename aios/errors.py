@@ -269,3 +269,17 @@ def application_error(
     return ApplicationError(
         message, non_retryable=non_retryable, type=kind.__name__, next_retry_delay=next_retry_delay
     )
+
+
+class ChecksInvalid(AiosError):
+    """A checks file (agents/<name>.checks.yaml) is malformed; the message names the field and the fix."""
+
+    exit_code = 2
+
+
+class ChecksFailed(AiosError):
+    """`aios agents test`: at least one behaviour check of the version under test failed."""
+
+
+class CanaryRefused(AiosError):
+    """A canary was not started: the candidate version fails its behaviour checks."""

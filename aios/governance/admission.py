@@ -98,6 +98,8 @@ class Admission:
         manifest = request.manifest or _find_manifest(request.agent)
         run_id = request.run_id or f"{request.agent}-{uuid.uuid4().hex[:10]}"
         paused, rollout = await self._admit(manifest)
+        if request.shadow_only:
+            rollout = None  # a check tests one version: no canary picks another, no shadow beside
         if paused and request.cause.triggered:
             raise AdmissionRefused(f"agent {manifest.name!r} is paused (kill switch); no run was started")
         live, shadow = self._inputs(request, manifest, run_id, paused, rollout)
@@ -142,7 +144,7 @@ class Admission:
             agent=request.agent,
             manifest=chosen,
             task=request.task,
-            mode=chosen.mode,
+            mode="shadow" if request.shadow_only else chosen.mode,
             start_paused=paused,
             requested_by=request.cause.label if request.cause.triggered else request.cause.ref,
             cause=request.cause,

@@ -25,6 +25,7 @@ from aios.models.manifest import NAME_PATTERN, AgentManifest
 MANIFEST_DIR_VARIABLE = "AIOS_AGENTS_DIR"
 DEFAULT_MANIFEST_DIR = Path("agents")
 MANIFEST_SUFFIX = ".yaml"
+CHECKS_SUFFIX = ".checks.yaml"
 
 
 def agents_dir() -> Path:
@@ -130,7 +131,12 @@ def _manifest_files(folder: Path) -> list[Path]:
             f"the agents directory {folder} does not exist; run from the project directory "
             f"or set {MANIFEST_DIR_VARIABLE}"
         )
-    return sorted(path for path in folder.glob(f"*{MANIFEST_SUFFIX}") if path.is_file())
+    # `<name>.checks.yaml` beside a manifest is its behaviour checks (aios/checks), not a manifest.
+    return sorted(
+        path
+        for path in folder.glob(f"*{MANIFEST_SUFFIX}")
+        if path.is_file() and not path.name.endswith(CHECKS_SUFFIX)
+    )
 
 
 def _known_agents(folder: Path) -> str:

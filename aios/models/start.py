@@ -40,6 +40,11 @@ class StartRequest(Payload):
         "sees the run as the firing still going",
     )
     delegation: Delegation | None = Field(default=None, description="a child run's place in its chain")
+    shadow_only: bool = Field(
+        default=False,
+        description="run exactly `manifest`, in shadow mode and outside any rollout: a behaviour "
+        "check (aios/checks) sees what one version proposes, and nothing is executed",
+    )
 
 
 class StartOutcome(Payload):
