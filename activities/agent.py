@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any
 
@@ -41,6 +40,7 @@ from aios.models.run import (
     SlotRequest,
     ThinkRequest,
     ThinkResult,
+    number_in,
     reservation_key,
 )
 from aios.observability.telemetry import current_trace_id
@@ -319,22 +319,11 @@ def _proposal(
     return ProposedAction(
         action=name,
         params=params,
-        amount=_number(params.get("amount")),
+        amount=number_in(params.get("amount")),
         confidence=_clamp(arguments.get("confidence", 0.0)),
         rationale=str(arguments.get("rationale", "")),
         fallback_model=planned_by,
     )
-
-
-def _number(value: Any) -> float | None:
-    """Models write numbers as text too ("250.00"); anything else is no amount at all."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _clamp(value: Any) -> float:

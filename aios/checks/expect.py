@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from aios.models.checks import Check, Expect, ParamBound
 from aios.models.manifest import Grade
-from aios.models.run import Proposal, RunState
+from aios.models.run import Proposal, RunState, number_in
 
 NOTHING = "(nothing proposed)"
 
@@ -99,7 +98,7 @@ def within(bound: ParamBound, present: bool, value: Any) -> bool:
         return False
     if not present:
         return bound.present is False
-    number = _number(value)
+    number = number_in(value)
     if bound.max is not None and (number is None or number > bound.max):
         return False
     if bound.min is not None and (number is None or number < bound.min):
@@ -129,20 +128,9 @@ def _same(value: Any, expected: Any) -> bool:
     if isinstance(expected, bool) or isinstance(value, bool):
         return value is expected
     if isinstance(expected, int | float):
-        number = _number(value)
+        number = number_in(value)
         return number is not None and number == expected
     return bool(value == expected)
-
-
-def _number(value: Any) -> float | None:
-    """A number, or text holding one ("250.00"), as the policy reads amounts; else None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _listed(actions: list[str]) -> str:

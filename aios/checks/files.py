@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from aios.errors import ChecksInvalid, ManifestInvalid
-from aios.governance.manifests import CHECKS_SUFFIX, _read_yaml, agents_dir
+from aios.governance.manifests import CHECKS_SUFFIX, agents_dir, dotted, read_yaml
 from aios.models.checks import Check, ChecksFile, Expect, ParamBound
 
 EXAMPLE = "checks: [{name: small refund, task: {amount: 20}, expect: {action: issue_refund}}]"
@@ -23,7 +23,7 @@ def load_checks(path: Path) -> ChecksFile:
     if not path.is_file():
         raise ChecksInvalid(f"{path}: no such checks file; write one ({EXAMPLE}) or pass --checks FILE")
     try:
-        content = _read_yaml(path)
+        content = read_yaml(path)
     except ManifestInvalid as exc:  # the YAML itself: line and column, already one line
         raise ChecksInvalid(str(exc)) from exc
     if not isinstance(content, dict):
@@ -40,16 +40,9 @@ def _describe(path: Path, exc: ValidationError) -> str:
     """The first problem on one line, `<file>: checks[1].expect.approval: <reason>; <fix>`."""
     errors = exc.errors()
     first = errors[0]
-    where = _dotted(first["loc"])
+    where = dotted(first["loc"])
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{path}: {where or 'top level'}: {_reason(first)}{more}"
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.lstrip(".")
 
 
 def _reason(error: ErrorDetails) -> str:

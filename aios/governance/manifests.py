@@ -40,7 +40,7 @@ def manifest_path(name: str, directory: Path | None = None) -> Path:
 
 def load_manifest(path: Path) -> AgentManifest:
     """Read, parse and validate one manifest; its `name` must be its file's name."""
-    content = _read_yaml(path)
+    content = read_yaml(path)
     if not isinstance(content, dict):
         raise ManifestInvalid(f"{path}: {_not_a_mapping(content)}")
     try:
@@ -101,7 +101,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_yaml(path: Path) -> object:
+def read_yaml(path: Path) -> object:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -164,13 +164,14 @@ def _describe(path: Path, exc: ValidationError) -> str:
     """One line per problem: `<file>: <dotted.field.path>: <reason>`."""
     lines = []
     for error in exc.errors():
-        where = _dotted(error["loc"])
+        where = dotted(error["loc"])
         prefix = f"{path}: {where}: " if where else f"{path}: "
         lines.append(prefix + _reason(error))
     return "\n".join(lines)
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
+def dotted(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a field path: `checks[0].expect.approval`."""
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -98,6 +99,17 @@ class RunInput(Payload):
         "(None: the reconciler's default, an hour)",
     )
     delegation: Delegation | None = Field(default=None, description="set when another run started this one")
+
+
+def number_in(value: Any) -> float | None:
+    """A finite number, or text holding one ("250.00", as models write amounts); else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 class ProposedAction(Payload):

@@ -277,20 +277,7 @@ def start(settings: Settings, progress: Any) -> str:
     progress("preparing the temporal and temporal_visibility databases")
     prepare_databases(settings)
     config = write_config(settings)
-    pid = spawn(
-        server,
-        [
-            str(binary(settings, SERVER).resolve()),
-            "--root",
-            str(config.parent.resolve()),
-            "--config",
-            ".",
-            "--env",
-            "development",
-            "--allow-no-auth",
-            "start",
-        ],
-    )
+    pid = spawn(server, _argv(settings, SERVER, config, "--allow-no-auth"))
     wait_until(
         lambda: port_open(settings.temporal_port),
         what="the Temporal server",
@@ -306,24 +293,28 @@ def start(settings: Settings, progress: Any) -> str:
     return f"started (pid {pid}, Temporal {SERVER_VERSION} on Postgres, {HISTORY_SHARDS} history shards)"
 
 
+def _argv(settings: Settings, name: str, config: Path, *flags: str) -> list[str]:
+    """Both servers read `<root>/<config dir>/<env>.yaml`: the generated file's directory as root."""
+    root = str(config.parent.resolve())
+    return [
+        str(binary(settings, name).resolve()),
+        "--root",
+        root,
+        "--config",
+        ".",
+        "--env",
+        config.stem,
+        *flags,
+        "start",
+    ]
+
+
 def _start_ui(settings: Settings) -> None:
     ui = ui_files(settings)
     if ui.read_pid() is not None:
         return
     config = write_ui_config(settings)
-    spawn(
-        ui,
-        [
-            str(binary(settings, UI).resolve()),
-            "--root",
-            str(config.parent.resolve()),
-            "--config",
-            ".",
-            "--env",
-            "development",
-            "start",
-        ],
-    )
+    spawn(ui, _argv(settings, UI, config))
     wait_until(
         lambda: port_open(settings.temporal_ui_port),
         what="the Temporal Web UI (ui-server)",
