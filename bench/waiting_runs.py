@@ -23,6 +23,7 @@ from aios.client import AiosClient
 from aios.models.manifest import AgentManifest
 from aios.models.run import RunStatus
 from aios.settings import Settings, load_settings
+from aios.stack import temporal
 from bench.langgraph_common import rss_mb
 from bench.report import Section, percentile, summarize_ms
 
@@ -85,8 +86,6 @@ async def _fill(client: AiosClient, manifest: AgentManifest, upto: int, started:
 async def _pass(section: Section, settings: Settings, cached: int) -> None:
     label = f"cache {cached}"
     client = await AiosClient.connect(settings)
-    from aios.stack import temporal
-
     server_pid = temporal.files(settings).read_pid() if settings.temporal_is_local else None
     worker = _worker(settings, cached)
     manifest = _manifest()

@@ -15,7 +15,6 @@ P+2, worker P+6, HTTP P+10, and each service's membership port 300 below its gRP
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from temporalio.service import RPCError
 from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack import postgres
-from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, wait_until
+from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, terminate, wait_until
+from aios.stack.temporal import DYNAMIC_CONFIG, Progress, add_missing_search_attributes, go_install
 from aios.temporal import codec_server
 
 SERVER_VERSION = "v1.29.1"  # the release the CLI's dev server embeds (aios/stack/temporal.py)
@@ -50,12 +50,6 @@ HISTORY_SHARDS = 4
 NAMESPACE_RETENTION_DAYS = 3
 SERVER = "temporal-server"
 UI = "temporal-ui"
-DYNAMIC_CONFIG: dict[str, Any] = {
-    # The same as the dev server's (aios/stack/temporal.DYNAMIC_CONFIG, where the why is).
-    "history.transferProcessorMaxPollRPS": 1000,
-    "history.visibilityProcessorMaxPollRPS": 1000,
-    "system.enableActivityEagerExecution": True,
-}
 
 
 MEMBERSHIP_BELOW = 300
@@ -85,38 +79,33 @@ def binary(settings: Settings, name: str) -> Path:
     )
 
 
-def build(settings: Settings, progress: Any) -> None:
+def build(settings: Settings, progress: Progress) -> None:
     """Build what is missing, once (minutes the first time; Go's module cache makes it shorter)."""
-    go = shutil.which("go")
     for name, module in BUILDS.items():
         target = binary(settings, name)
-        if target.exists():
-            continue
-        if go is None:
-            raise StackError(f"Go is needed once to build {name} ({module}): install Go 1.24 or newer")
-        progress(f"building {name} with go install {module} (once)")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "GOBIN": str(target.parent.resolve())}
-        done = subprocess.run([go, "install", module], env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise StackError(f"go install {module} failed: {done.stderr.strip().splitlines()[-1:]}")
+        if not target.exists():
+            go_install(_go(f"{name} ({module})"), module, target, progress, what=name)
+
+
+def _go(needed_for: str) -> Path:
+    go = shutil.which("go")
+    if go is None:
+        raise StackError(f"Go is needed for {needed_for}: install Go 1.24 or newer (https://go.dev/dl/)")
+    return Path(go)
 
 
 def schema_dir() -> Path:
     """The SQL schemas shipped in the server's module, from Go's module cache."""
-    found = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=False)
-    return (
-        Path(found.stdout.strip())
-        / f"go.temporal.io/server@{SERVER_VERSION}"
-        / "schema"
-        / "postgresql"
-        / "v12"
-    )
+    go = _go("the server's SQL schemas (in Go's module cache)")
+    found = subprocess.run([str(go), "env", "GOMODCACHE"], capture_output=True, text=True, check=False)
+    module = Path(found.stdout.strip()) / f"go.temporal.io/server@{SERVER_VERSION}"
+    return module / "schema" / "postgresql" / "v12"
 
 
 def prepare_databases(settings: Settings) -> None:
     """Create both databases if missing, set up their schema once, and upgrade it (idempotent)."""
     tool = binary(settings, "temporal-sql-tool")
+    schemas = schema_dir()
     for database, schema in DATABASES.items():
         common = [
             str(tool),
@@ -135,7 +124,7 @@ def prepare_databases(settings: Settings) -> None:
             _tool([*common, "create-database"], f"creating database {database}")
         if not _has_schema(settings, database):
             _tool([*common, "setup-schema", "-v", "0.0"], f"setting up the {database} schema")
-        versioned = schema_dir() / schema / "versioned"
+        versioned = schemas / schema / "versioned"
         _tool([*common, "update-schema", "-d", str(versioned)], f"upgrading the {database} schema")
 
 
@@ -256,11 +245,12 @@ def ui_files(settings: Settings) -> ServiceFiles:
     return ServiceFiles(UI, settings.data_dir)
 
 
-def start(settings: Settings, progress: Any) -> str:
+def start(settings: Settings, progress: Progress) -> str:
     """Build, prepare the databases, start the server and the Web UI; a one-line description."""
     server = server_files(settings)
-    if server.read_pid() is not None and port_open(settings.temporal_port):
-        return f"already running (pid {server.read_pid()}, Temporal {SERVER_VERSION} on Postgres)"
+    running = server.read_pid()
+    if running is not None and port_open(settings.temporal_port):
+        return f"already running (pid {running}, Temporal {SERVER_VERSION} on Postgres)"
     highest = SMALLINT_MAX + MEMBERSHIP_BELOW - max(Ports.OFFSETS.values())
     if settings.temporal_port > highest:
         raise StackError(
@@ -327,8 +317,6 @@ def _start_ui(settings: Settings) -> None:
 async def _namespace_ready(settings: Settings) -> None:
     """Register the namespace once, then aios's search attributes (a new namespace takes a few
     seconds to reach every service, so both are retried for a while)."""
-    from aios.stack.temporal import add_missing_search_attributes
-
     client = await _client(settings)
     namespace = settings.temporal_namespace
     try:
@@ -357,8 +345,6 @@ async def _client(settings: Settings) -> Client:
 
 
 def stop(settings: Settings) -> str:
-    from aios.stack.process import terminate
-
     stopped = []
     for files in (ui_files(settings), server_files(settings)):
         pid = files.read_pid()

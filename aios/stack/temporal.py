@@ -7,6 +7,7 @@ built with `go install` when Go is present (docs/ARCHITECTURE.md, decision 1).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -38,11 +39,12 @@ SEARCH_ATTRIBUTES: dict[str, str] = {key.name: "Keyword" for key in ALL_KEYS}
 # held every workflow and activity task ~40 ms before matching. At 1000 the wait is ~1 ms and
 # idle CPU is unchanged; visibility has the same limit. Eager activity execution lets a worker
 # that completes a workflow task start the activities it scheduled on its own queue at once.
-DYNAMIC_CONFIG = (
-    "history.transferProcessorMaxPollRPS=1000",
-    "history.visibilityProcessorMaxPollRPS=1000",
-    "system.enableActivityEagerExecution=true",
-)
+# The cluster profile's server gets the same (aios/stack/cluster.py).
+DYNAMIC_CONFIG: dict[str, int | bool] = {
+    "history.transferProcessorMaxPollRPS": 1000,
+    "history.visibilityProcessorMaxPollRPS": 1000,
+    "system.enableActivityEagerExecution": True,
+}
 
 Progress = Callable[[str], None]
 
@@ -78,13 +80,14 @@ def ensure_binary(settings: Settings, progress: Progress) -> Path:
             f"{built_binary_path(settings)}) and Go is not installed to build it. Install Go "
             "(https://go.dev/dl/) or the Temporal CLI, or set TEMPORAL_CLI to its path."
         )
-    return _go_install(Path(go), built_binary_path(settings), progress)
-
-
-def _go_install(go: Path, target: Path, progress: Progress) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
     package = f"{TEMPORAL_CLI_MODULE}@{TEMPORAL_CLI_VERSION}"
-    progress(f"building the Temporal CLI ({package}) into {target.parent}; this takes minutes, once")
+    return go_install(Path(go), package, built_binary_path(settings), progress, what="the Temporal CLI")
+
+
+def go_install(go: Path, package: str, target: Path, progress: Progress, *, what: str) -> Path:
+    """`go install PACKAGE` into TARGET's directory, with a line every 15 s while it builds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    progress(f"building {what} ({package}) into {target.parent}; this takes minutes, once")
     # The machine's own GOPROXY/GOSUMDB apply: checksum verification stays on.
     env = {**os.environ, "GOBIN": str(target.parent.resolve())}
     process = subprocess.Popen(
@@ -95,7 +98,7 @@ def _go_install(go: Path, target: Path, progress: Progress) -> Path:
         text=True,
     )
     output: list[str] = []
-    ticker = _Ticker(progress, "still building the Temporal CLI")
+    ticker = _Ticker(progress, f"still building {what}")
     ticker.start()
     try:
         assert process.stdout is not None
@@ -205,8 +208,8 @@ def _server_argv(binary: Path, settings: Settings) -> list[str]:
         "--ui-codec-endpoint",
         codec_server.url(settings),
     ]
-    for setting in DYNAMIC_CONFIG:
-        argv += ["--dynamic-config-value", setting]
+    for key, value in DYNAMIC_CONFIG.items():  # the CLI reads each value as JSON
+        argv += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
     for name, kind in SEARCH_ATTRIBUTES.items():
         argv += ["--search-attribute", f"{name}={kind}"]
     return argv
