@@ -75,7 +75,11 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     two last `except`s catch what a command reached without the client, in the same words.
     """
     # The CLI's own spans (a run's start, a signal) begin the traces the worker continues.
-    config = settings()
+    try:
+        config = settings()
+    except BaseException:  # bad settings exit with their one line; the command never ran
+        coroutine.close()
+        raise
     configure_tracing("aios-cli", trace_file=config.resolved_trace_file)
     try:
         return asyncio.run(coroutine)
