@@ -12,7 +12,8 @@ from temporalio.client import Client
 from aios.errors import EventInvalid
 from aios.events.bus import EventBus, new_event
 from aios.governance.subjects import SubjectVault
-from aios.memory.factory import open_memory
+from aios.memory.factory import WorkerMemory, open_memory
+from aios.memory.holder import MemoryHolder
 from aios.memory.service import MemoryService
 from aios.settings import Settings
 from connectors.actions.base import ActionConnector
@@ -42,6 +43,9 @@ class ActivityDeps:
     models: dict[str, ModelProvider] = field(default_factory=dict)
     memory: MemoryService | None = None
     memory_unavailable: str = ""
+    # The memory task queue, and this worker's part in holding an embedded store (workers/memory.py).
+    memory_queue: str | None = None
+    memory_holder: MemoryHolder | None = None
     # Seals what runs record about their subjects; None: built from `settings` when first used.
     subject_vault: SubjectVault | None = None
     # Starts the runs triggers admit (activities/admission.py); set by the worker once connected.
@@ -86,15 +90,17 @@ async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
     connectors = build_connectors(settings, http)
     models = build_models(settings)
     # Opened before the worker polls: building the vector index holds the GIL for a while.
-    service, unavailable = await open_memory(settings, pool) if memory else (None, "not opened here")
+    opened = await open_memory(settings, pool) if memory else WorkerMemory(unavailable="not opened here")
     deps = ActivityDeps(
         settings=settings,
         pool=pool,
         http=http,
         connectors=connectors,
         models=models,
-        memory=service,
-        memory_unavailable=unavailable,
+        memory=opened.service,
+        memory_unavailable=opened.unavailable,
+        memory_queue=opened.queue,
+        memory_holder=opened.holder,
         subject_vault=SubjectVault.for_settings(settings),
     )
     connectors["events"] = EventsConnector(deps.publish_event)
@@ -168,6 +174,8 @@ async def close_deps(deps: ActivityDeps) -> None:
         if isinstance(closeable, Closeable):
             await closeable.aclose()
     await deps.http.aclose()
+    if deps.memory_holder is not None:
+        await deps.memory_holder.give_back("the worker stopped")
     if deps.memory is not None:
         await deps.memory.close()
     await deps.pool.close()

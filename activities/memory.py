@@ -32,6 +32,7 @@ class MemoryActivities:
         self._pool = deps.pool
         self._memory = memory
         self._unavailable = unavailable or "long-term memory is not configured in this worker"
+        self._holder_queue = deps.memory_queue if deps.memory_holder is not None else None
 
     def _service(self) -> MemoryService:
         if self._memory is None:
@@ -71,8 +72,8 @@ class MemoryActivities:
             return MemoryRecallResult(unavailable=self._unavailable), self._unavailable
         try:
             return await self._memory.recall(request), ""
-        except StoreBusy as exc:
-            return MemoryRecallResult(unavailable=str(exc)), str(exc)
+        except StoreBusy as exc:  # another worker holds the store: the workflow asks it next
+            return MemoryRecallResult(unavailable=str(exc), holder_queue=self._holder_queue), str(exc)
 
     async def _run_history(self, request: MemoryRecallRequest, *, limit: int, skip: set[str]) -> list[str]:
         subject = request.filter.subject

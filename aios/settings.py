@@ -309,6 +309,12 @@ class Settings(BaseSettings):
     memory_collection: str = Field(
         default="aios_memories", pattern=r"^[a-z][a-z0-9_]*$", description="Qdrant collection prefix"
     )
+    memory_takeover_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="how often a worker without the embedded memory store tries to take it over "
+        "(a holder that died is replaced within about this long)",
+    )
     memory_cache_seconds: float = Field(
         default=30, ge=0, description="how long a worker reuses a recall's candidates (0: never)"
     )

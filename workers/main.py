@@ -34,6 +34,7 @@ from aios.temporal.connection import connect
 from aios.temporal.queues import connector_queue
 from aios.temporal.redaction import install_redaction
 from connectors.breaker import breaker_states
+from workers.memory import MemoryQueue
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("aios.worker")
@@ -78,12 +79,15 @@ async def run_worker(
             reporter = asyncio.create_task(_report_health(deps, worker_id, stop_event))
             sweeper = asyncio.create_task(_sweep_slots(deps, client, settings.slot_sweep_seconds, stop_event))
             dispatcher = asyncio.create_task(_dispatch_pending_events(deps, client, settings, stop_event))
+            memory_queue = MemoryQueue(client, deps, settings.memory_takeover_seconds)
+            memory = asyncio.create_task(memory_queue.serve(stop_event))
             log.info("worker polling task queue %s and one queue per connector", queue)
             await stop_event.wait()
             log.info("shutting down: finishing in-flight activities")
             await reporter
             await sweeper
             await dispatcher
+            await memory
     finally:
         await metrics.close()
         await close_deps(deps)

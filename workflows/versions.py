@@ -33,6 +33,7 @@ DELEGATION_PATCH = "delegation"
 NOTIFY_PATCH = "operator-notifications"
 VERIFIED_DECISIONS_PATCH = "verified-decisions"
 OUTCOME_MEMORY_PATCH = "outcome-memory"
+MEMORY_HOLDER_PATCH = "memory-holder"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ GENERATIONS: dict[int, str] = {
     "do not take)",
     8: "the operator's loop: notifications and signed decision links",
     9: "outcome memory: a run remembers what happened when it ends",
+    10: "several workers, one memory: a worker without the store asks its holder to recall (a path "
+    "the recorded histories do not take)",
 }
 RECORDED_GENERATION = 5
 """The generation of the code the unsuffixed histories (tests/replay/histories/<path>.json) ran on."""
@@ -175,6 +178,15 @@ VERSIONS: tuple[Version, ...] = (
         changed="a live run's end writes its outcome (and, with memory.remember: facts, each "
         "executed step) through the memory.remember activity, beside its last record",
         legacy="`_remember_outcome` returns None: the run remembers nothing",
+    ),
+    Version(
+        MEMORY_HOLDER_PATCH,
+        generation=10,
+        where="workflows/run_setup.py recall",
+        changed="a worker that does not hold the embedded store answers recall with the holder's "
+        "queue, and the run asks the holder there (memory.recall on memory/<store>)",
+        legacy="none: the patch guards a path only results with `holder_queue` take, which older "
+        "workers never wrote",
     ),
 )
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 
 from aios.memory.embedders import Embedder, EmbedderUnavailable, choose_embedder
+from aios.memory.holder import MemoryHolder, holder_queue
 from aios.memory.service import MemoryService, StoreFactory
-from aios.memory.vectors import EdgeStore, QdrantClientStore, StoreBusy, VectorStore, collection_name
+from aios.memory.vectors import EdgeStore, QdrantClientStore, VectorStore, collection_name
 from aios.settings import Settings
 
 log = logging.getLogger("aios.memory")
@@ -57,22 +59,45 @@ def build_service(
     )
 
 
-async def open_memory(settings: Settings, pool: AsyncConnectionPool) -> tuple[MemoryService | None, str]:
+@dataclass
+class WorkerMemory:
+    """A worker's long-term memory: the service, why it is limited, and its part in the holding."""
+
+    service: MemoryService | None = None
+    unavailable: str = ""
+    queue: str | None = None
+    """The memory task queue: served by the holder (embedded store) or by every worker (server)."""
+    holder: MemoryHolder | None = None
+    """The election, with an embedded store; None with a Qdrant server or without memory."""
+
+
+async def open_memory(settings: Settings, pool: AsyncConnectionPool) -> WorkerMemory:
     """A worker's memory, opened before it polls (building the HNSW index holds the GIL).
 
-    Returns (service, "") when memory works; (service, reason) when another process holds the
-    embedded store: documents are still written, for that process to index, and recall says
-    why it left long-term memory out; (None, reason) when no embedder is installed or configured.
+    With a Qdrant server every worker opens it. With an embedded store the worker that wins the
+    election holds it; the others write documents for the holder to index and ask the holder to
+    recall, and take the store over when the holder goes (aios/memory/holder.py). Without an
+    embedder memory is off and `unavailable` says why.
     """
     try:
         service = build_service(settings, pool)
     except EmbedderUnavailable as exc:
         log.warning("long-term memory is off: %s", exc)
-        return None, str(exc)
-    try:
+        return WorkerMemory(unavailable=str(exc))
+    store = collection_name(settings.memory_collection, service.embedder.name)
+    queue = holder_queue(store)
+    if settings.qdrant_url is not None:
         await service.open()
-    except StoreBusy as exc:
-        log.warning("long-term memory is detached: %s", exc)
-        service.open_detached(str(exc))
-        return service, str(exc)
-    return service, ""
+        return WorkerMemory(service, queue=queue)
+    place = str(settings.resolved_qdrant_path.resolve())
+    holder = MemoryHolder(service, settings.resolved_database_url, store, place)
+    if await holder.try_take():
+        return WorkerMemory(service, queue=queue, holder=holder)
+    reason = detached_reason(store)
+    log.info("long-term memory: %s", reason)
+    service.open_detached(reason)
+    return WorkerMemory(service, reason, queue=queue, holder=holder)
+
+
+def detached_reason(store: str) -> str:
+    return f"another worker holds the memory store {store}; this one asks it through Temporal"

@@ -147,6 +147,9 @@ class MemoryRecallResult(Payload):
     run_history: int = Field(default=0, description="how many of `memories` are earlier runs")
     cached: bool = Field(default=False, description="the candidates came from the worker-local cache")
     unavailable: str = Field(default="", description="why long-term memory was not searched, if it was not")
+    holder_queue: str | None = Field(
+        default=None, description="another worker holds the store: ask it on this task queue"
+    )
 
 
 class ForgetRequest(Payload):

@@ -2,11 +2,12 @@
 
 Writes go document first, then vector, both idempotent. The document is written with
 `indexed = false` and its vector; the vector then goes to the store and the row is marked
-indexed. A crash between the two leaves a pending row, which the store's owner finishes on its
-next sync (at most once a second, before a read or write). A forget made where the store could
-not be opened (a CLI while a worker holds the embedded store) deletes the documents and leaves
-tombstones, which the owner's next sync applies. Recall fetches the documents of the vectors it
-found, so a forgotten memory is never returned, even before its vector is gone.
+indexed. A crash between the two, or a write made by a worker without the store, leaves a
+pending row, which the store's owner finishes on its next sync (before every read, and at most
+once a second before a write). A forget made where the store could not be opened (a CLI
+while a worker holds the embedded store) deletes the documents and leaves tombstones, which
+the owner's next sync applies. Recall fetches the documents of the vectors it found, so a
+forgotten memory is never returned, even before its vector is gone.
 """
 
 from __future__ import annotations
@@ -140,6 +141,13 @@ class MemoryService:
         index; recall raises StoreBusy with `reason`."""
         self.store = None
         self.detached_reason = reason
+
+    async def release_store(self, reason: str) -> None:
+        """Close the store and go on detached (another worker may now take it over)."""
+        if self.store is not None:
+            await self._in_store(self.store.close)
+        self.open_detached(reason)
+        self._searches.clear()
 
     async def open_exhaustive(self) -> None:
         """No store: exact search over Postgres's vectors (a CLI while a worker holds the store)."""
@@ -342,7 +350,9 @@ class MemoryService:
     async def recall(self, request: MemoryRecallRequest) -> MemoryRecallResult:
         if request.top_k == 0 or request.token_budget == 0:
             return MemoryRecallResult()
-        await self.sync()
+        # Always: other workers' writes wait in Postgres for this one (the store's holder), and a
+        # run must recall what a run before it remembered a moment ago on another worker.
+        await self.sync(force=True)
         limit = max(request.top_k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
         hits, cached = await self._search(request, limit)
         async with self.pool.connection() as conn:
