@@ -28,11 +28,13 @@ test: setup
 test-hermetic: setup
 	PYTEST_ARGS="$(PYTEST_ARGS)" bash .ci/hermetic
 
-# The real Temporal server on Postgres (aios dev up --profile cluster) on a stack of its own:
-# builds the server, its SQL tool and the ui-server with Go first (minutes, once).
+# The real Temporal server on Postgres (aios dev up --profile cluster) on stacks of its own:
+# builds the server, its SQL tool and the ui-server with Go first (minutes, once), runs
+# tests/cluster, then a reduced integration and fault suite against the cluster (.ci/cluster-suite).
 test-cluster: setup
 	$(BIN)/aios dev install --profile cluster
-	$(BIN)/pytest -q tests/cluster $(PYTEST_ARGS)
+	$(BIN)/pytest -q tests/cluster
+	PYTEST_ARGS="$(PYTEST_ARGS)" bash .ci/cluster-suite
 
 lint: setup
 	$(BIN)/ruff check .

@@ -7,7 +7,6 @@ stops everything. `make test-cluster` builds the binaries first.
 
 from __future__ import annotations
 
-import random
 import shutil
 import subprocess
 import sys
@@ -18,28 +17,10 @@ import psycopg
 import pytest
 
 from aios.settings import load_settings
-from aios.stack import cluster, temporal
-from tests.support.env import child_env
-from tests.support.ports import free_port
+from aios.stack import cluster
+from tests.support.stacks import data_dir, own_stack_env
 
 AIOS = [sys.executable, "-m", "aios.cli"]
-
-
-def _frontend_port() -> int:
-    """A port whose neighbours (the other services' ports, Temporal's layout) are free too, low
-    enough for the membership ports (a smallint column)."""
-    for _ in range(200):
-        port = random.randrange(21000, 31000)
-        if all(_free(port + offset) for offset in (0, 1, 2, 6, 10, -300, -299, -298, -294)):
-            return port
-    raise AssertionError("no free block of ports for the cluster's services")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 @pytest.fixture(scope="module")
@@ -47,28 +28,12 @@ def cluster_env() -> Iterator[dict[str, str]]:
     shared = load_settings()
     if not cluster.binary(shared, cluster.SERVER).exists():
         pytest.skip("the cluster's binaries are not built: `make test-cluster` builds them")
-    data_dir = (shared.data_dir / "test-stacks" / f"cluster-{uuid.uuid4().hex[:8]}").resolve()
-    (data_dir / "bin").mkdir(parents=True)
-    for name in cluster.BUILDS:  # the project's builds, not a second go install
-        (data_dir / "bin" / name).symlink_to(cluster.binary(shared, name).parent.resolve())
-    binary = temporal.find_binary(shared)
-    assert binary is not None
-    env = child_env(
-        TEMPORAL_CLI=str(binary.resolve()),
-        AIOS_DATA_DIR=str(data_dir),
-        AIOS_TEMPORAL_ADDRESS=f"127.0.0.1:{_frontend_port()}",
-        AIOS_TEMPORAL_UI_PORT=str(free_port()),
-        AIOS_POSTGRES_PORT=str(free_port()),
-        AIOS_CODEC_PORT=str(free_port()),
-        AIOS_APPROVALS_PORT=str(free_port()),
-        AIOS_TEMPORAL_PROFILE="cluster",
-        AIOS_TASK_QUEUE=f"cluster-{uuid.uuid4().hex[:6]}",
-        AIOS_DATABASE_URL=None,
-        COLUMNS="250",
+    env = own_stack_env(
+        shared, "cluster", "cluster", AIOS_TASK_QUEUE=f"cluster-{uuid.uuid4().hex[:6]}", COLUMNS="250"
     )
     yield env
     subprocess.run([*AIOS, "dev", "down"], env=env, capture_output=True, check=False)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.rmtree(data_dir(env), ignore_errors=True)
 
 
 def _aios(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

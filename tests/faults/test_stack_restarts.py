@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,13 +21,13 @@ import pytest
 
 from aios.client import AiosClient
 from aios.settings import Settings, load_settings
-from aios.stack import postgres, temporal
+from aios.stack import cluster, postgres, temporal
 from aios.stack.process import terminate
 from tests.faults.report import FULL, REPORT, SEED, Row
 from tests.faults.support import WorkerProcess, account, assert_clean, settle, start_runs, wait_for_effects
 from tests.support.effect_server import EffectServer, Fault
-from tests.support.env import child_env
-from tests.support.ports import free_port
+from tests.support.stacks import data_dir
+from tests.support.stacks import own_stack_env as own_stack_env_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -42,29 +41,20 @@ AIOS = [sys.executable, "-m", "aios.cli"]
 RESTART_RUNS = 10
 
 
+PROFILE = os.environ.get("AIOS_TEMPORAL_PROFILE", "dev")
+
+
 @pytest.fixture(scope="module")
 def own_stack_env() -> Iterator[dict[str, str]]:
-    shared = load_settings()
-    binary = temporal.find_binary(shared)
-    assert binary is not None, "the session stack fixture builds the Temporal CLI first"
-    data_dir = (shared.data_dir / "test-stacks" / f"faults-{uuid.uuid4().hex[:8]}").resolve()
-    data_dir.mkdir(parents=True)
-    env = child_env(
-        TEMPORAL_CLI=str(binary.resolve()),
-        AIOS_DATA_DIR=str(data_dir),
-        AIOS_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
-        AIOS_TEMPORAL_UI_PORT=str(free_port()),
-        AIOS_POSTGRES_PORT=str(free_port()),
-        AIOS_CODEC_PORT=str(free_port()),
-        AIOS_DATABASE_URL=None,
-    )
+    """A stack of the module's own, of the profile the suite runs on (`make test-cluster`: cluster)."""
+    env = own_stack_env_for(load_settings(), f"faults-{PROFILE}", PROFILE)
     up = subprocess.run(
-        [*AIOS, "dev", "up"], env=env, capture_output=True, text=True, timeout=300, check=False
+        [*AIOS, "dev", "up"], env=env, capture_output=True, text=True, timeout=600, check=False
     )
     assert up.returncode == 0, up.stdout + up.stderr
     yield env
     subprocess.run([*AIOS, "dev", "down"], env=env, capture_output=True, check=False, timeout=120)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.rmtree(data_dir(env), ignore_errors=True)
 
 
 @pytest.fixture
@@ -76,25 +66,32 @@ def own_settings(own_stack_env: dict[str, str], task_queue: str) -> Settings:
         postgres_port=int(own_stack_env["AIOS_POSTGRES_PORT"]),
         codec_port=int(own_stack_env["AIOS_CODEC_PORT"]),
         task_queue=task_queue,
+        temporal_profile=PROFILE,
     )
 
 
 def _stop_temporal(settings: Settings) -> None:
-    pid = temporal.files(settings).read_pid()
+    """Stop the Temporal server process alone (the cluster's Web UI server stays up)."""
+    files = cluster.server_files(settings) if PROFILE == "cluster" else temporal.files(settings)
+    pid = files.read_pid()
     assert pid is not None, "the own stack's Temporal is not running"
     terminate(pid)
-    temporal.files(settings).pid_file.unlink(missing_ok=True)
+    files.pid_file.unlink(missing_ok=True)
 
 
 def _restart(settings: Settings, service: str) -> None:
     if service == "temporal":
         _stop_temporal(settings)
         time.sleep(1.0)
-        temporal.start(settings, print)
+        (cluster.start if PROFILE == "cluster" else temporal.start)(settings, print)
     else:
         postgres.stop(settings)
         time.sleep(1.0)
         postgres.start(settings)
+
+
+def _on_cluster() -> str:
+    return " (cluster profile)" if PROFILE == "cluster" else ""
 
 
 @pytest.mark.parametrize("service", ["temporal", "postgres"])
@@ -107,7 +104,7 @@ async def test_a_restart_under_in_flight_runs_loses_nothing(
     rng = random.Random(SEED + 3)
     task_queue = own_settings.task_queue
     log = Path(own_stack_env["AIOS_DATA_DIR"]) / f"worker-{service}.log"
-    row = REPORT.add(Row(f"{service} restarted under in-flight runs", RESTART_RUNS))
+    row = REPORT.add(Row(f"{service} restarted under in-flight runs{_on_cluster()}", RESTART_RUNS))
     began = time.monotonic()
     worker = WorkerProcess(task_queue, log, settings=own_settings)
     try:
