@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         description="what `aios dev up` runs locally: the CLI's dev server, or the real server on "
         "Postgres (aios/stack/cluster.py)",
     )
+    temporal_history_shards: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="history shards of the cluster profile; fixed when its databases are created",
+    )
     temporal_cli: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("TEMPORAL_CLI", "AIOS_TEMPORAL_CLI"),

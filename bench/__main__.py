@@ -26,6 +26,7 @@ BENCHMARKS = [
     "tool_loop",
     "model_cache",
     "waiting_runs",
+    "deploy_shapes",
 ]
 OUTPUT = Path("docs/BENCHMARKS.md")
 

@@ -46,7 +46,6 @@ BUILDS = {
     "temporal-ui": f"github.com/temporalio/ui-server/v2/cmd/server@{UI_SERVER_VERSION}",
 }
 DATABASES = {"temporal": "temporal", "temporal_visibility": "visibility"}
-HISTORY_SHARDS = 4
 NAMESPACE_RETENTION_DAYS = 3
 SERVER = "temporal-server"
 UI = "temporal-ui"
@@ -173,7 +172,7 @@ def write_config(settings: Settings) -> Path:
     config = {
         "log": {"stdout": True, "level": "warn"},
         "persistence": {
-            "numHistoryShards": HISTORY_SHARDS,
+            "numHistoryShards": settings.temporal_history_shards,
             "defaultStore": "default",
             "visibilityStore": "visibility",
             "datastores": {
@@ -280,7 +279,8 @@ def start(settings: Settings, progress: Progress) -> str:
     except StackError as problem:
         raise StackError(f"{problem}; its log: {server.log_file}") from problem
     _start_ui(settings)
-    return f"started (pid {pid}, Temporal {SERVER_VERSION} on Postgres, {HISTORY_SHARDS} history shards)"
+    shards = settings.temporal_history_shards
+    return f"started (pid {pid}, Temporal {SERVER_VERSION} on Postgres, {shards} history shards)"
 
 
 def _argv(settings: Settings, name: str, config: Path, *flags: str) -> list[str]:
