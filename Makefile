@@ -42,9 +42,15 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The fault suite at full size (100 runs per scenario); writes docs/RELIABILITY.md.
+# The fault suite at full size (100 runs per scenario); writes docs/RELIABILITY.md. Then the
+# cluster column: worker kills and server/Postgres restarts against the cluster profile, into
+# docs/RELIABILITY-cluster.md (builds the cluster's binaries first, once).
 faults: up
 	AIOS_FAULTS_FULL=1 $(BIN)/pytest -q tests/faults $(PYTEST_ARGS)
+	$(BIN)/aios dev install --profile cluster
+	AIOS_FAULTS_FULL=1 AIOS_FAULTS_DOC=$$PWD/docs/RELIABILITY-cluster.md \
+	  CLUSTER_SUITE_TESTS="tests/faults/test_worker_kills.py tests/faults/test_stack_restarts.py" \
+	  bash .ci/cluster-suite
 
 # Installs the `bench` extra (LangGraph, matplotlib, psutil) first; rewrites docs/BENCHMARKS.md.
 bench: up

@@ -35,7 +35,13 @@ from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack import postgres
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, terminate, wait_until
-from aios.stack.temporal import DYNAMIC_CONFIG, Progress, add_missing_search_attributes, go_install
+from aios.stack.temporal import (
+    DYNAMIC_CONFIG,
+    SEARCH_ATTRIBUTES,
+    Progress,
+    add_missing_search_attributes,
+    go_install,
+)
 from aios.temporal import codec_server
 
 SERVER_VERSION = "v1.29.1"  # the release the CLI's dev server embeds (aios/stack/temporal.py)
@@ -262,7 +268,8 @@ def start(settings: Settings, progress: Progress) -> str:
         (p, f"the Temporal {name} service") for name, p in Ports(settings.temporal_port).services.items()
     ]:
         ensure_port_free(port, what, "AIOS_TEMPORAL_ADDRESS")
-    ensure_port_free(settings.temporal_ui_port, "the Temporal Web UI", "AIOS_TEMPORAL_UI_PORT")
+    if ui_files(settings).read_pid() is None:  # a running ui-server of ours outlives a server restart
+        ensure_port_free(settings.temporal_ui_port, "the Temporal Web UI", "AIOS_TEMPORAL_UI_PORT")
     progress("preparing the temporal and temporal_visibility databases")
     prepare_databases(settings)
     config = write_config(settings)
@@ -326,13 +333,22 @@ async def _namespace_ready(settings: Settings) -> None:
         await client.workflow_service.register_namespace(
             RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=retention)
         )
-    for _ in range(60):
+    for _ in range(120):
         try:
             await add_missing_search_attributes(settings)
+            await _query_by_search_attributes(settings)
             return
         except RPCError:
-            await asyncio.sleep(1)
+            await asyncio.sleep(0.5)
     raise StackError(f"the namespace {namespace!r} did not take aios's search attributes within a minute")
+
+
+async def _query_by_search_attributes(settings: Settings) -> None:
+    """Raise RPCError until the frontend maps aios's attributes: the namespace registry learns a
+    new attribute on its next refresh (seconds), and a run started before that is refused."""
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    probe = " AND ".join(f"{name} = 'probe'" for name in SEARCH_ATTRIBUTES)
+    await client.count_workflows(probe)
 
 
 async def _client(settings: Settings) -> Client:
