@@ -72,10 +72,11 @@ class ActivityDeps:
         return self.subject_vault
 
 
-async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
+async def open_deps(settings: Settings, *, memory: bool = True, elect: bool = False) -> ActivityDeps:
     """The pool, connectors and models; long-term memory too unless `memory` is False (an
     embedded store serves one process, so a second set of deps in a worker's process must
-    leave it to the worker)."""
+    leave it to the worker). `elect`: a worker, which competes to hold an embedded store and
+    serves its memory queue while it does (aios/memory/holder.py); others only open it if free."""
     # Autocommit: a ledger intent must be durable before the connector is called.
     pool = AsyncConnectionPool(
         settings.resolved_database_url,
@@ -90,7 +91,11 @@ async def open_deps(settings: Settings, *, memory: bool = True) -> ActivityDeps:
     connectors = build_connectors(settings, http)
     models = build_models(settings)
     # Opened before the worker polls: building the vector index holds the GIL for a while.
-    opened = await open_memory(settings, pool) if memory else WorkerMemory(unavailable="not opened here")
+    opened = (
+        await open_memory(settings, pool, elect=elect)
+        if memory
+        else WorkerMemory(unavailable="not opened here")
+    )
     deps = ActivityDeps(
         settings=settings,
         pool=pool,

@@ -32,7 +32,8 @@ class MemoryActivities:
         self._pool = deps.pool
         self._memory = memory
         self._unavailable = unavailable or "long-term memory is not configured in this worker"
-        self._holder_queue = deps.memory_queue if deps.memory_holder is not None else None
+        self._holder = deps.memory_holder
+        self._queue = deps.memory_queue
 
     def _service(self) -> MemoryService:
         if self._memory is None:
@@ -73,7 +74,11 @@ class MemoryActivities:
         try:
             return await self._memory.recall(request), ""
         except StoreBusy as exc:  # another worker holds the store: the workflow asks it next
-            return MemoryRecallResult(unavailable=str(exc), holder_queue=self._holder_queue), str(exc)
+            return MemoryRecallResult(unavailable=str(exc), holder_queue=self._holder_queue()), str(exc)
+
+    def _holder_queue(self) -> str | None:
+        """Where to ask instead: only when a worker that serves the queue holds the store."""
+        return self._queue if self._holder is not None and self._holder.held_elsewhere else None
 
     async def _run_history(self, request: MemoryRecallRequest, *, limit: int, skip: set[str]) -> list[str]:
         subject = request.filter.subject

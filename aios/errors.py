@@ -283,3 +283,9 @@ class ChecksFailed(AiosError):
 
 class CanaryRefused(AiosError):
     """A canary was not started: the candidate version fails its behaviour checks."""
+
+
+class DeployRefused(AiosError):
+    """`aios deploy`: the deployment or version asked for does not exist, or the value is out of range."""
+
+    exit_code = 2

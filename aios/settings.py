@@ -164,6 +164,15 @@ class Settings(BaseSettings):
         description="what `aios dev up` runs locally: the CLI's dev server, or the real server on "
         "Postgres (aios/stack/cluster.py)",
     )
+    worker_deployment: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Temporal worker deployment the workers belong to (worker versioning; `aios "
+        "deploy`); unset: unversioned workers",
+    )
+    worker_build_id: str | None = Field(
+        default=None, min_length=1, description="the workers' version; default: the hash of their code"
+    )
     temporal_history_shards: int = Field(
         default=4,
         ge=1,

@@ -34,6 +34,7 @@ from aios.temporal.connection import connect
 from aios.temporal.queues import connector_queue
 from aios.temporal.redaction import install_redaction
 from connectors.breaker import breaker_states
+from workers.deployment import adopt_first_version, deployment_config
 from workers.memory import MemoryQueue
 from workflows.registry import WORKFLOWS
 
@@ -65,7 +66,7 @@ async def run_worker(
     install_redaction(settings)
     configure_tracing("aios-worker", trace_file=settings.resolved_trace_file)
     queue = task_queue or settings.task_queue
-    deps = await open_deps(settings)
+    deps = await open_deps(settings, elect=True)
     # Before connecting: Temporal's runtime metrics come from the runtime the client is built on.
     metrics = install_metrics(settings, deps.pool)
     client = await connect(settings)
@@ -79,6 +80,7 @@ async def run_worker(
             reporter = asyncio.create_task(_report_health(deps, worker_id, stop_event))
             sweeper = asyncio.create_task(_sweep_slots(deps, client, settings.slot_sweep_seconds, stop_event))
             dispatcher = asyncio.create_task(_dispatch_pending_events(deps, client, settings, stop_event))
+            adopting = asyncio.create_task(adopt_first_version(client, settings))
             memory_queue = MemoryQueue(client, deps, settings.memory_takeover_seconds)
             memory = asyncio.create_task(memory_queue.serve(stop_event))
             log.info("worker polling task queue %s and one queue per connector", queue)
@@ -88,6 +90,7 @@ async def run_worker(
             await sweeper
             await dispatcher
             await memory
+            await adopting
     finally:
         await metrics.close()
         await close_deps(deps)
@@ -96,6 +99,7 @@ async def run_worker(
 def _workers(
     client: Client, deps: ActivityDeps, settings: Settings, queue: str, workflows: Sequence[type]
 ) -> list[Worker]:
+    deployment = deployment_config(settings)
     main = Worker(
         client,
         task_queue=queue,
@@ -105,6 +109,7 @@ def _workers(
         max_cached_workflows=settings.worker_cached_runs,
         max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        deployment_config=deployment,
     )
     execute = ActionActivities(deps, deps.connectors).execute
     per_connector = [
@@ -115,6 +120,7 @@ def _workers(
             # Enforced by the server for the whole queue: the limit holds across all workers.
             max_task_queue_activities_per_second=settings.connector_rate_limits.get(name),
             graceful_shutdown_timeout=SHUTDOWN_GRACE,
+            deployment_config=deployment,
         )
         for name in deps.connectors
     ]

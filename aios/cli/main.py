@@ -7,7 +7,21 @@ import logging
 
 import typer
 
-from aios.cli import agents, audit, dev, digest, drift, events, inbox, memory, report, runs, schedules, status
+from aios.cli import (
+    agents,
+    audit,
+    deploy,
+    dev,
+    digest,
+    drift,
+    events,
+    inbox,
+    memory,
+    report,
+    runs,
+    schedules,
+    status,
+)
 from aios.cli.approvals import approvals_app, approvers_app
 from aios.cli.common import console, fail, run, settings
 from aios.cli.effects import effects_app, webhook_app
@@ -38,6 +52,7 @@ app.registered_commands += inbox.app.registered_commands
 app.registered_commands += report.app.registered_commands
 db_app = typer.Typer(help="The Postgres schema.")
 app.add_typer(db_app, name="db")
+app.add_typer(deploy.app, name="deploy")
 
 
 @db_app.command("migrate")

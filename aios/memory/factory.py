@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from aios.memory.embedders import Embedder, EmbedderUnavailable, choose_embedder
 from aios.memory.holder import MemoryHolder, holder_queue
 from aios.memory.service import MemoryService, StoreFactory
-from aios.memory.vectors import EdgeStore, QdrantClientStore, VectorStore, collection_name
+from aios.memory.vectors import EdgeStore, QdrantClientStore, StoreBusy, VectorStore, collection_name
 from aios.settings import Settings
 
 log = logging.getLogger("aios.memory")
@@ -71,13 +71,14 @@ class WorkerMemory:
     """The election, with an embedded store; None with a Qdrant server or without memory."""
 
 
-async def open_memory(settings: Settings, pool: AsyncConnectionPool) -> WorkerMemory:
+async def open_memory(settings: Settings, pool: AsyncConnectionPool, *, elect: bool = True) -> WorkerMemory:
     """A worker's memory, opened before it polls (building the HNSW index holds the GIL).
 
     With a Qdrant server every worker opens it. With an embedded store the worker that wins the
     election holds it; the others write documents for the holder to index and ask the holder to
     recall, and take the store over when the holder goes (aios/memory/holder.py). Without an
-    embedder memory is off and `unavailable` says why.
+    embedder memory is off and `unavailable` says why. Without `elect` (not a worker: it serves
+    no memory queue) the store is opened only if its files are free, else detached.
     """
     try:
         service = build_service(settings, pool)
@@ -89,6 +90,8 @@ async def open_memory(settings: Settings, pool: AsyncConnectionPool) -> WorkerMe
     if settings.qdrant_url is not None:
         await service.open()
         return WorkerMemory(service, queue=queue)
+    if not elect:
+        return await _open_unelected(service, queue)
     place = str(settings.resolved_qdrant_path.resolve())
     holder = MemoryHolder(service, settings.resolved_database_url, store, place)
     if await holder.try_take():
@@ -97,6 +100,16 @@ async def open_memory(settings: Settings, pool: AsyncConnectionPool) -> WorkerMe
     log.info("long-term memory: %s", reason)
     service.open_detached(reason)
     return WorkerMemory(service, reason, queue=queue, holder=holder)
+
+
+async def _open_unelected(service: MemoryService, queue: str) -> WorkerMemory:
+    try:
+        await service.open()
+    except StoreBusy as busy:
+        log.warning("long-term memory is detached: %s", busy)
+        service.open_detached(str(busy))
+        return WorkerMemory(service, str(busy), queue=queue)
+    return WorkerMemory(service, queue=queue)
 
 
 def detached_reason(store: str) -> str:

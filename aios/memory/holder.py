@@ -44,6 +44,9 @@ class MemoryHolder:
         self.store = store
         self.place = f"{socket.gethostname()}:{place}"
         self._lock: psycopg.AsyncConnection[Any] | None = None
+        self.held_elsewhere = False
+        """The last try lost the lock to another worker, which serves the queue (not a process
+        that only has the store's files open: a CLI command, which serves nothing)."""
 
     @property
     def holding(self) -> bool:
@@ -54,15 +57,19 @@ class MemoryHolder:
         conn = await psycopg.AsyncConnection.connect(self._database_url, autocommit=True)
         try:
             won = await _fetch_bool(conn, "SELECT pg_try_advisory_lock(%s::int, hashtext(%s))", self.store)
+            self.held_elsewhere = not won
             if won:
+                self._service.caught_up.clear()  # recalls wait until the index is rebuilt
                 await self._service.open()
         except StoreBusy as busy:  # a CLI command has the files open: try again later
             log.info("memory store %s: lock won but its files are busy (%s)", self.store, busy)
             won = False
         except BaseException:
+            self._service.caught_up.set()
             await conn.close()
             raise
         if not won:
+            self._service.caught_up.set()
             await conn.close()
             return False
         self._lock = conn
@@ -71,6 +78,8 @@ class MemoryHolder:
         except BaseException:
             await self.give_back("the memory store could not catch up with Postgres")
             raise
+        finally:
+            self._service.caught_up.set()
         return True
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:

@@ -46,6 +46,7 @@ SYNC_BATCH = 500
 REINDEX_BATCH = 512
 CANDIDATES_PER_RESULT = 4  # re-ranking by recency and importance needs more than top_k to choose from
 MIN_CANDIDATES = 20
+CATCH_UP_WAIT_SECONDS = 20.0
 
 StoreFactory = Callable[[str, int], VectorStore]
 
@@ -108,6 +109,9 @@ class MemoryService:
 
     def __post_init__(self) -> None:
         self.queries = QueryCache(self.embedder, self.query_cache_size)
+        # Clear while a new holder rebuilds its index (aios/memory/holder.py): recall waits for it.
+        self.caught_up = asyncio.Event()
+        self.caught_up.set()
         # One thread: store calls are serialised, and never run on the event loop's thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aios-memory")
 
@@ -350,11 +354,15 @@ class MemoryService:
     async def recall(self, request: MemoryRecallRequest) -> MemoryRecallResult:
         if request.top_k == 0 or request.token_budget == 0:
             return MemoryRecallResult()
+        await self._wait_caught_up()
+        # Taken once: a store this worker takes over while the recall runs is still being
+        # rebuilt, and this recall goes on as it started (detached: StoreBusy, now).
+        store = self._store
         # Always: other workers' writes wait in Postgres for this one (the store's holder), and a
         # run must recall what a run before it remembered a moment ago on another worker.
         await self.sync(force=True)
         limit = max(request.top_k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
-        hits, cached = await self._search(request, limit)
+        hits, cached = await self._search(store, request, limit)
         async with self.pool.connection() as conn:
             found = await documents.fetch_live(conn, [hit.memory_id for hit in hits])
         candidates = [
@@ -371,7 +379,15 @@ class MemoryService:
             cached=cached,
         )
 
-    async def _search(self, request: MemoryRecallRequest, limit: int) -> tuple[list[Hit], bool]:
+    async def _wait_caught_up(self) -> None:
+        try:
+            await asyncio.wait_for(self.caught_up.wait(), CATCH_UP_WAIT_SECONDS)
+        except TimeoutError:
+            raise StoreBusy("the memory store is still rebuilding its index from Postgres") from None
+
+    async def _search(
+        self, store: VectorStore, request: MemoryRecallRequest, limit: int
+    ) -> tuple[list[Hit], bool]:
         """The store's nearest neighbours, reused for `cache_seconds` (documents are always re-read)."""
         key = (request.query, request.filter.model_dump_json(), limit)
         now = time.monotonic()
@@ -379,7 +395,7 @@ class MemoryService:
         if cached is not None and cached.expires > now:
             return cached.hits, True
         vector = await self.queries.embed_query(request.query)
-        hits = await self._in_store(self._store.search, vector, request.filter, limit)
+        hits = await self._in_store(store.search, vector, request.filter, limit)
         if self.cache_seconds > 0:
             self._searches[key] = _CachedSearch(now + self.cache_seconds, hits)
         return hits, False

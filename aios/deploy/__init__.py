@@ -1,0 +1,1 @@
+"""Safe deploys: Temporal's Worker Deployments (worker versioning). docs/ARCHITECTURE.md, "Deploys"."""
