@@ -132,7 +132,7 @@ class Variant:
         return f"{self.throughput:.1f} steps/s (median of {len(self.rounds)} batches; range {spread})"
 
 
-def bench_manifest(steps: int = STEPS) -> AgentManifest:
+def bench_manifest(steps: int = STEPS, concurrent_runs: int = 2 * CONCURRENT_RUNS) -> AgentManifest:
     """`steps` auto-approved no-op actions; a fresh agent name, so budgets and slots are its own."""
     actions = {f"step_{i}": ActionSpec(connector="noop", risk=RiskClass.LOW) for i in range(1, steps + 1)}
     return AgentManifest.model_validate(
@@ -146,7 +146,7 @@ def bench_manifest(steps: int = STEPS) -> AgentManifest:
                 cost_per_run=1_000.0,
                 tokens_per_day=1_000_000_000,
                 cost_per_day=1_000_000.0,
-                max_concurrent_runs=2 * CONCURRENT_RUNS,
+                max_concurrent_runs=concurrent_runs,
             ),
         }
     )

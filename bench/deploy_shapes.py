@@ -24,6 +24,7 @@ from aios.client import AiosClient
 from aios.models.manifest import AgentManifest
 from aios.models.run import RunStatus
 from aios.settings import Settings, load_settings
+from bench.conductor_overhead import bench_manifest
 from bench.report import Section, percentile
 from tests.support.stacks import data_dir, own_stack_env
 
@@ -56,16 +57,6 @@ SHAPES = (
 )
 
 
-def _manifest() -> AgentManifest:
-    return AgentManifest.model_validate(
-        {
-            "name": f"bench-shape-{uuid.uuid4().hex[:6]}",
-            "actions": {f"step_{i}": {"connector": "noop", "risk": "low"} for i in range(1, STEPS + 1)},
-            "budget": {"tokens_per_day": 100_000_000, "cost_per_day": 1000, "max_concurrent_runs": 10 * RUNS},
-        }
-    )
-
-
 @contextlib.contextmanager
 def _environment(env: dict[str, str]) -> Iterator[Settings]:
     saved = dict(os.environ)
@@ -89,7 +80,7 @@ async def _timed_run(client: AiosClient, manifest: AgentManifest, customer: str)
 
 async def _work(settings: Settings) -> tuple[float, list[float]]:
     client = await AiosClient.connect(settings)
-    manifest = _manifest()
+    manifest = bench_manifest(STEPS, concurrent_runs=RUNS + WARM_UP)
     await asyncio.gather(*(_timed_run(client, manifest, f"warm-{i}") for i in range(WARM_UP)))
     began = time.perf_counter()
     durations = await asyncio.gather(*(_timed_run(client, manifest, f"c-{i}") for i in range(RUNS)))
