@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
@@ -158,6 +159,10 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = Field(default=None, description="client private key (mTLS)")
     temporal_tls_ca: Path | None = Field(default=None, description="server CA certificate")
     temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key")
+    temporal_server_tls_cert: Path | None = Field(
+        default=None, description="cluster profile: the certificate the local frontend serves TLS with"
+    )
+    temporal_server_tls_key: Path | None = Field(default=None, description="its private key")
     temporal_ui_port: int = Field(default=8233, gt=0, lt=65536)
     temporal_profile: Literal["dev", "cluster"] = Field(
         default="dev",
@@ -387,11 +392,40 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL, for example https://api.stripe.com")
         return value
 
-    @field_validator("temporal_tls_cert", "temporal_tls_key", "temporal_tls_ca")
+    @field_validator(
+        "temporal_tls_cert",
+        "temporal_tls_key",
+        "temporal_tls_ca",
+        "temporal_server_tls_cert",
+        "temporal_server_tls_key",
+    )
     @classmethod
     def _check_file_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"expected the path of a readable file, {str(value)!r} does not exist")
+        return value
+
+    @field_validator("temporal_server_tls_key")
+    @classmethod
+    def _check_server_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (value is None) != (info.data.get("temporal_server_tls_cert") is None):
+            raise ValueError("set AIOS_TEMPORAL_SERVER_TLS_CERT and AIOS_TEMPORAL_SERVER_TLS_KEY together")
+        mutual = info.data.get("temporal_tls_cert") is not None
+        if value is not None and mutual and info.data.get("temporal_tls_ca") is None:
+            raise ValueError(
+                "mutual TLS needs AIOS_TEMPORAL_TLS_CA, the CA that signed the client certificate "
+                "(the local server accepts the certificates it signed)"
+            )
+        return value
+
+    @field_validator("temporal_profile")
+    @classmethod
+    def _check_profile_serves_tls(cls, value: str, info: ValidationInfo) -> str:
+        if value == "dev" and info.data.get("temporal_server_tls_cert") is not None:
+            raise ValueError(
+                "the dev server serves no TLS: AIOS_TEMPORAL_SERVER_TLS_CERT needs "
+                "AIOS_TEMPORAL_PROFILE=cluster"
+            )
         return value
 
     @field_validator("retention", mode="wrap")

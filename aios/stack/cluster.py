@@ -32,7 +32,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from aios.errors import StackError
-from aios.settings import Settings
+from aios.settings import Settings, split_host_port
 from aios.stack import postgres
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, terminate, wait_until
 from aios.stack.temporal import (
@@ -43,6 +43,7 @@ from aios.stack.temporal import (
     go_install,
 )
 from aios.temporal import codec_server
+from aios.temporal.connection import connect_admin
 
 SERVER_VERSION = "v1.29.1"  # the release the CLI's dev server embeds (aios/stack/temporal.py)
 UI_SERVER_VERSION = "v2.42.1"
@@ -186,7 +187,10 @@ def write_config(settings: Settings) -> Path:
                 "visibility": {"sql": {**store, "databaseName": "temporal_visibility"}},
             },
         },
-        "global": {"membership": {"maxJoinDuration": "30s", "broadcastAddress": "127.0.0.1"}},
+        "global": {
+            "membership": {"maxJoinDuration": "30s", "broadcastAddress": "127.0.0.1"},
+            **_frontend_tls(settings),
+        },
         "services": {name: {"rpc": _rpc(name, port, ports)} for name, port in ports.services.items()},
         "clusterMetadata": {
             "enableGlobalNamespace": False,
@@ -215,6 +219,26 @@ def write_config(settings: Settings) -> Path:
     return path
 
 
+def _frontend_tls(settings: Settings) -> dict[str, Any]:
+    """TLS on the frontend when AIOS_TEMPORAL_SERVER_TLS_CERT is set; mutual when the clients
+    carry a certificate (AIOS_TEMPORAL_TLS_CERT), which the server's own system worker presents
+    too. The services behind the frontend talk in the clear on loopback."""
+    if settings.temporal_server_tls_cert is None or settings.temporal_server_tls_key is None:
+        return {}
+    ca = [str(settings.temporal_tls_ca.resolve())] if settings.temporal_tls_ca else []
+    host, _ = split_host_port(settings.temporal_address)
+    system_worker: dict[str, Any] = {"client": {"serverName": host, "rootCaFiles": ca, "forceTLS": True}}
+    server: dict[str, Any] = {
+        "certFile": str(settings.temporal_server_tls_cert.resolve()),
+        "keyFile": str(settings.temporal_server_tls_key.resolve()),
+    }
+    cert, key = settings.temporal_tls_cert, settings.temporal_tls_key
+    if cert is not None and key is not None:
+        server |= {"requireClientAuth": True, "clientCaFiles": ca}
+        system_worker |= {"certFile": str(cert.resolve()), "keyFile": str(key.resolve())}
+    return {"tls": {"frontend": {"server": server}, "systemWorker": system_worker}}
+
+
 def _rpc(service: str, port: int, ports: Ports) -> dict[str, Any]:
     rpc: dict[str, Any] = {
         "grpcPort": port,
@@ -237,9 +261,22 @@ def write_ui_config(settings: Settings) -> Path:
         "defaultNamespace": settings.temporal_namespace,
         "codec": {"endpoint": codec_server.url(settings)},
     }
+    if settings.temporal_server_tls_cert is not None:
+        config["tls"] = _ui_tls(settings)
     path = directory / "development.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _ui_tls(settings: Settings) -> dict[str, Any]:
+    files = {
+        "caFile": settings.temporal_tls_ca,
+        "certFile": settings.temporal_tls_cert,
+        "keyFile": settings.temporal_tls_key,
+    }
+    host, _ = split_host_port(settings.temporal_address)
+    tls: dict[str, Any] = {"enableHostVerification": True, "serverName": host}
+    return tls | {key: str(path.resolve()) for key, path in files.items() if path is not None}
 
 
 def server_files(settings: Settings) -> ServiceFiles:
@@ -346,7 +383,7 @@ async def _namespace_ready(settings: Settings) -> None:
 async def _query_by_search_attributes(settings: Settings) -> None:
     """Raise RPCError until the frontend maps aios's attributes: the namespace registry learns a
     new attribute on its next refresh (seconds), and a run started before that is refused."""
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect_admin(settings)
     probe = " AND ".join(f"{name} = 'probe'" for name in SEARCH_ATTRIBUTES)
     await client.count_workflows(probe)
 
@@ -354,7 +391,7 @@ async def _query_by_search_attributes(settings: Settings) -> None:
 async def _client(settings: Settings) -> Client:
     for _ in range(60):
         try:
-            return await Client.connect(settings.temporal_address, namespace="temporal-system")
+            return await connect_admin(settings, namespace="temporal-system")
         except RuntimeError:
             await asyncio.sleep(1)
     raise StackError(f"the Temporal server at {settings.temporal_address} did not answer within a minute")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client
 
 from aios.errors import StackError
 from aios.settings import Settings
 from aios.stack.process import ServiceFiles, ensure_port_free, port_open, spawn, wait_until
 from aios.temporal import codec_server
+from aios.temporal.connection import connect_admin
 from aios.temporal.search_attributes import ALL_KEYS
 
 TEMPORAL_CLI_MODULE = "github.com/temporalio/cli/cmd/temporal"
@@ -170,7 +170,7 @@ def start(settings: Settings, progress: Progress) -> str:
 
 async def add_missing_search_attributes(settings: Settings) -> str:
     """Register the attributes a server started by an older aios lacks; say which, if any."""
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect_admin(settings)
     namespace = settings.temporal_namespace
     listed = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
@@ -226,6 +226,19 @@ def _missing_codec_note(pid: int) -> str:
     return "; its Web UI has no codec endpoint: `aios dev down && aios dev up` to see payloads decrypted"
 
 
+def cli_connection_flags(settings: Settings) -> list[str]:
+    """The `temporal` CLI's flags for the server the settings name, TLS files included."""
+    flags = ["--address", settings.temporal_address]
+    for flag, path in (
+        ("--tls-ca-path", settings.temporal_tls_ca),
+        ("--tls-cert-path", settings.temporal_tls_cert),
+        ("--tls-key-path", settings.temporal_tls_key),
+    ):
+        if path is not None:
+            flags += [flag, str(path)]
+    return flags
+
+
 def healthy(settings: Settings) -> bool:
     """The frontend answers gRPC health checks (via the CLI, so no client library is needed)."""
     if not port_open(settings.temporal_port):
@@ -234,7 +247,7 @@ def healthy(settings: Settings) -> bool:
     if binary is None:
         return True  # a server we did not start; the open port is all we can check here
     result = subprocess.run(
-        [str(binary), "operator", "cluster", "health", "--address", settings.temporal_address],
+        [str(binary), "operator", "cluster", "health", *cli_connection_flags(settings)],
         capture_output=True,
         text=True,
         timeout=10,

@@ -39,7 +39,7 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-def _tls_config(settings: Settings) -> TLSConfig | bool:
+def tls_config(settings: Settings) -> TLSConfig | bool:
     if settings.temporal_tls_cert is None and settings.temporal_tls_ca is None:
         # Temporal Cloud with an API key needs TLS even without client certificates.
         return settings.temporal_api_key is not None
@@ -50,13 +50,27 @@ def _tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
+def _api_key(settings: Settings) -> str | None:
+    return settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+
+
 async def connect(settings: Settings) -> Client:
-    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         interceptors=[TracingInterceptor()],
-        tls=_tls_config(settings),
-        api_key=api_key,
+        tls=tls_config(settings),
+        api_key=_api_key(settings),
+    )
+
+
+async def connect_admin(settings: Settings, namespace: str | None = None) -> Client:
+    """A plain client for the stack's own calls (namespaces, search attributes): no payloads,
+    the same address, TLS and key as every other process."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=namespace or settings.temporal_namespace,
+        tls=tls_config(settings),
+        api_key=_api_key(settings),
     )

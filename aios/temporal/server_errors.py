@@ -36,7 +36,31 @@ TASK_PROBLEMS = (EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE
 HISTORY_LOOKBACK = 100
 
 
+# What a failed TLS handshake leaves in the SDK's error text, and what the operator should change.
+TLS_FILES = "AIOS_TEMPORAL_TLS_CA, AIOS_TEMPORAL_TLS_CERT, AIOS_TEMPORAL_TLS_KEY"
+TLS_PROBLEMS = (
+    ("InvalidContentType", f"the server does not speak TLS: unset {TLS_FILES} and AIOS_TEMPORAL_API_KEY"),
+    ("UnknownIssuer", "the server's certificate is not signed by the CA in AIOS_TEMPORAL_TLS_CA"),
+    ("InvalidCertificate", "the server's certificate does not name the host of AIOS_TEMPORAL_ADDRESS"),
+    (
+        "CertificateRequired",
+        "the server asks for a client certificate: set AIOS_TEMPORAL_TLS_CERT and AIOS_TEMPORAL_TLS_KEY",
+    ),
+    (
+        "error after connection",  # a broken pipe or a closed connection, depending on timing
+        "the server closed the connection: if it serves TLS, set AIOS_TEMPORAL_TLS_CA; if it asks for "
+        "client certificates, AIOS_TEMPORAL_TLS_CERT and AIOS_TEMPORAL_TLS_KEY signed by a CA it trusts",
+    ),
+)
+
+
 def temporal_unreachable(settings: Settings, error: Exception) -> TemporalUnavailable:
+    text = str(error)
+    for marker, advice in TLS_PROBLEMS:
+        if marker in text:
+            return TemporalUnavailable(
+                f"cannot reach Temporal at {settings.temporal_address} ({marker}): {advice}"
+            )
     return TemporalUnavailable(
         f"cannot reach Temporal at {settings.temporal_address} ({_first_line(error)}): start the local "
         "stack with `aios dev up`, or point AIOS_TEMPORAL_ADDRESS at your server"
