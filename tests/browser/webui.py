@@ -17,6 +17,9 @@ from playwright.async_api import Locator, Page, expect
 # The list page renders after its visibility query; a busy 2-core machine takes seconds.
 LIST_WAIT_MS = 10_000
 STEP_TIMEOUT_MS = 15_000
+# `expect` keeps its own 5 s default, apart from the page's: a run page still showing its
+# skeleton after 5 s on a loaded machine failed a full suite once.
+expect.set_options(timeout=STEP_TIMEOUT_MS)
 
 
 class TemporalWebUi:
