@@ -43,13 +43,20 @@ log = logging.getLogger("aios.worker")
 # The sandbox re-imports every module it does not pass through on each workflow run;
 # passing our pure model modules and pydantic through keeps start-up cost flat.
 PASSTHROUGH_MODULES = ("aios.models", "aios.memory", "pydantic", "pydantic_core", "annotated_types")
+# Our own workflow code too, imported once per process instead of once per run: it is
+# deterministic by construction, which tests/unit/test_workflow_determinism.py reads from its
+# source (the sandbox's run-time guards no longer see inside it), and the replay tests replay
+# every recorded history both ways (docs/ARCHITECTURE.md, decision 3).
+OWN_WORKFLOW_CODE = "workflows"
 HEALTH_REPORT_EVERY = 5.0
 SHUTDOWN_GRACE = timedelta(seconds=10)
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    return SandboxedWorkflowRunner(restrictions=restrictions)
+def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+    """The sandbox the worker runs workflows in; `strict` re-imports `workflows` per run, so the
+    sandbox's run-time guards watch our own code as well (the replay tests use both)."""
+    passed = PASSTHROUGH_MODULES if strict else (*PASSTHROUGH_MODULES, OWN_WORKFLOW_CODE)
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*passed))
 
 
 async def run_worker(

@@ -27,6 +27,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from aios.errors import DeployRefused
 
 IDENTITY = "aios deploy"
+# retry=True on every deployment call: a deployment's state lives in a system workflow that
+# answers through queries, and while it is busy (versions registering) the server refuses with
+# "consistent query buffer is full" (RESOURCE_EXHAUSTED); the SDK's retry backs off and asks
+# again for such codes (a failed full suite saw it once).
 FIRST_VERSION_TRIES = 60  # half a second apart: a version exists once its first poller has polled
 
 
@@ -78,7 +82,8 @@ class Deployments:
     async def _info(self) -> WorkerDeploymentInfo:
         try:
             response = await self._client.workflow_service.describe_worker_deployment(
-                DescribeWorkerDeploymentRequest(namespace=self._namespace, deployment_name=self._name)
+                DescribeWorkerDeploymentRequest(namespace=self._namespace, deployment_name=self._name),
+                retry=True,
             )
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
@@ -115,7 +120,8 @@ class Deployments:
                     build_id=target,
                     percentage=percent,
                     identity=IDENTITY,
-                )
+                ),
+                retry=True,
             ),
             target,
         )
@@ -166,7 +172,8 @@ class Deployments:
                     deployment_name=self._name,
                     build_id=build_id,
                     identity=IDENTITY,
-                )
+                ),
+                retry=True,
             ),
             build_id,
         )

@@ -18,12 +18,14 @@ import psycopg
 
 from aios.errors import StackError
 from aios.settings import Settings
-from aios.stack.process import ServiceFiles, ensure_port_free, port_open, wait_until
+from aios.stack.process import ServiceFiles, ensure_port_free, log_hint, port_open, wait_until
 
 SERVICE = "postgres"
 DATABASE = "aios"
 ROLE = "aios"
 SERVER_USER_WHEN_ROOT = "postgres"
+# sockaddr_un holds 108 bytes with the final NUL; PostgreSQL refuses to start on a longer path.
+MAX_SOCKET_PATH = 107
 
 
 def cluster_dir(settings: Settings) -> Path:
@@ -32,6 +34,16 @@ def cluster_dir(settings: Settings) -> Path:
 
 def socket_dir(settings: Settings) -> Path:
     return (settings.data_dir / "postgres" / "socket").resolve()
+
+
+def socket_directories(settings: Settings) -> str:
+    """The server's socket directory, or none when the data directory sits too deep for one.
+
+    aios itself only dials TCP on loopback; the socket is for a person's `psql -h`. A clone
+    under a long path (a CI checkout) would otherwise stop PostgreSQL from starting at all.
+    """
+    socket = socket_dir(settings) / f".s.PGSQL.{settings.postgres_port}"
+    return str(socket_dir(settings)) if len(str(socket)) <= MAX_SOCKET_PATH else "''"
 
 
 def files(settings: Settings) -> ServiceFiles:
@@ -139,24 +151,9 @@ def start(settings: Settings) -> str:
     ensure_port_free(settings.postgres_port, "PostgreSQL", "AIOS_POSTGRES_PORT")
     options = (
         f"-c listen_addresses=127.0.0.1 -p {settings.postgres_port} "
-        f"-c unix_socket_directories={socket_dir(settings)} -c max_connections=200"
+        f"-c unix_socket_directories={socket_directories(settings)} -c max_connections=200"
     )
-    _run(
-        [
-            str(bindir / "pg_ctl"),
-            "start",
-            "--pgdata",
-            str(cluster_dir(settings)),
-            "--log",
-            str(files(settings).log_file.resolve()),
-            "--options",
-            options,
-            "--wait",
-            "--timeout",
-            "60",
-        ],
-        "pg_ctl start",
-    )
+    _start_server(settings, bindir, options)
     wait_until(
         lambda: port_open(settings.postgres_port),
         what="PostgreSQL",
@@ -165,6 +162,29 @@ def start(settings: Settings) -> str:
     )
     _create_database(settings, bindir)
     return f"started (pid {running_pid(settings)})"
+
+
+def _start_server(settings: Settings, bindir: Path, options: str) -> None:
+    try:
+        _run(
+            [
+                str(bindir / "pg_ctl"),
+                "start",
+                "--pgdata",
+                str(cluster_dir(settings)),
+                "--log",
+                str(files(settings).log_file.resolve()),
+                "--options",
+                options,
+                "--wait",
+                "--timeout",
+                "60",
+            ],
+            "pg_ctl start",
+        )
+    except StackError as exc:
+        # pg_ctl only says "Examine the log output": show it, so the cause is in the one error.
+        raise StackError(f"{exc}\n{log_hint(files(settings).log_file)}") from exc
 
 
 def _create_database(settings: Settings, bindir: Path) -> None:

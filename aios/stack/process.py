@@ -173,12 +173,12 @@ def wait_until(
         if ready():
             return
         if alive is not None and not alive():
-            raise StackError(f"{what} exited during start-up; {_log_hint(log_file)}")
+            raise StackError(f"{what} exited during start-up; {log_hint(log_file)}")
         time.sleep(0.2)
-    raise StackError(f"{what} did not become ready within {timeout:.0f}s; {_log_hint(log_file)}")
+    raise StackError(f"{what} did not become ready within {timeout:.0f}s; {log_hint(log_file)}")
 
 
-def _log_hint(log_file: Path | None) -> str:
+def log_hint(log_file: Path | None) -> str:
     if log_file is None or not log_file.exists():
         return "no log was written"
     tail = log_file.read_text(errors="replace").splitlines()[-15:]

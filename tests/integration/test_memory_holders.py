@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
@@ -24,6 +25,7 @@ from aios.memory.holder import holder_queue
 from aios.memory.vectors import collection_name
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
+from aios.store.migrate import migrate
 from tests.faults.support import WorkerProcess
 from tests.support.manifests import noop_manifest
 
@@ -47,10 +49,17 @@ class MemoryWorker(WorkerProcess):
 
 
 @pytest.fixture
-def shared(stack_settings: Settings, task_queue: str) -> Settings:
-    """The test's own queue and memory collection: its store and its election are its own."""
+async def shared(stack_settings: Settings, task_queue: str, scratch_database: str) -> Settings:
+    """The test's own queue, memory collection and database: its store and its election are its
+    own, and a takeover rebuilds the index from this test's documents alone (in the suite's
+    database it re-embedded every other test's, and outlasted the recall's wait in CI)."""
+    await migrate(scratch_database)
     return stack_settings.model_copy(
-        update={"task_queue": task_queue, "memory_collection": f"holders_{uuid.uuid4().hex[:8]}"}
+        update={
+            "task_queue": task_queue,
+            "memory_collection": f"holders_{uuid.uuid4().hex[:8]}",
+            "database_url": SecretStr(scratch_database),
+        }
     )
 
 

@@ -74,12 +74,13 @@ def load_history(file: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(started.get("workflowId", file.stem), history)
 
 
-def replayer_for(workflows: Iterable[type]) -> Replayer:
-    """Configured like the worker: same converter, same sandbox passthrough."""
+def replayer_for(workflows: Iterable[type], *, strict: bool = False) -> Replayer:
+    """Configured like the worker: same converter, same sandbox passthrough (`strict`: the
+    sandbox re-imports our workflow code for each run and guards it at run time too)."""
     return Replayer(
         workflows=list(workflows),
         data_converter=DataConverter(payload_converter_class=InboundPayloadConverter),
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(strict=strict),
     )
 
 
@@ -108,9 +109,10 @@ def test_history_holds_the_patches_of_its_generation(history_file: Path) -> None
     assert asked_by_every_run <= markers, f"patches of generation {generation} or before are missing"
 
 
+@pytest.mark.parametrize("sandbox", ["worker", "strict"])
 @pytest.mark.parametrize("history_file", HISTORY_FILES, ids=lambda file: file.stem)
-async def test_history_replays_on_the_current_workflow(history_file: Path) -> None:
-    await replayer_for(WORKFLOWS).replay_workflow(load_history(history_file))
+async def test_history_replays_on_the_current_workflow(history_file: Path, sandbox: str) -> None:
+    await replayer_for(WORKFLOWS, strict=sandbox == "strict").replay_workflow(load_history(history_file))
 
 
 async def test_an_unguarded_change_fails_every_replay() -> None:
