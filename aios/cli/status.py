@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import psycopg
@@ -65,6 +66,14 @@ def prune_effects(
     say(f"forgot {run(_query(prune))} finished effect(s) older than {keep} days")
 
 
+def _sampling_note() -> str:
+    """Why a run may have no trace at all: a sampler that keeps only some runs (README)."""
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+    if sampler in ("always_on", "parentbased_always_on"):
+        return ""
+    return f" OTEL_TRACES_SAMPLER={sampler} keeps only some runs' traces: this one may not have been kept."
+
+
 @app.command("trace")
 def show_trace(run_id: str = typer.Argument(..., help="the run whose trace to print")) -> None:
     """Print a run's trace as a tree, from the local span file (when no OTLP endpoint is set)."""
@@ -73,7 +82,7 @@ def show_trace(run_id: str = typer.Argument(..., help="the run whose trace to pr
     if not roots:
         fail(
             f"no spans of {run_id} in {path}. Spans are written there when OTEL_EXPORTER_OTLP_ENDPOINT "
-            "is unset; with it set, look the run up in your trace backend instead."
+            f"is unset; with it set, look the run up in your trace backend instead.{_sampling_note()}"
         )
     for line in render(roots):
         say(line)

@@ -58,3 +58,26 @@ def test_aios_trace_prints_the_tree_or_says_where_it_looked(tmp_path: Path) -> N
     )
     assert missing.returncode == 1
     assert str(path) in missing.stderr.replace("\n", "")
+    assert "OTEL_TRACES_SAMPLER" not in missing.stderr  # every run is traced by default
+
+
+def test_aios_trace_names_the_sampler_that_may_have_dropped_a_run(tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    _write_run(path, "run-3")
+    env = child_env(
+        AIOS_TRACE_FILE=str(path),
+        COLUMNS="300",
+        OTEL_EXPORTER_OTLP_ENDPOINT=None,
+        OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "aios.cli", "trace", "run-4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert "OTEL_TRACES_SAMPLER=parentbased_traceidratio keeps only some runs" in missing.stderr.replace(
+        "\n", ""
+    )
