@@ -190,8 +190,10 @@ class Settings(BaseSettings):
         description="path of the Temporal CLI binary used for the local dev server",
     )
     task_queue: str = Field(default="aios", min_length=1)
+    # Not Temporal's 100: on 2 cores a hundred concurrent runs' tasks starved each other past the
+    # 10 s workflow task timeout and the worker thrashed (docs/PROFILE.md, lever 7).
     worker_workflow_tasks: int = Field(
-        default=100,
+        default=10,
         gt=0,
         description="workflow tasks a worker runs at once (they share one interpreter lock)",
     )

@@ -41,6 +41,7 @@ def socket_directories(settings: Settings) -> str:
 
     aios itself only dials TCP on loopback; the socket is for a person's `psql -h`. A clone
     under a long path (a CI checkout) would otherwise stop PostgreSQL from starting at all.
+    None is an empty value, quoted for the shell that pg_ctl starts the server through.
     """
     socket = socket_dir(settings) / f".s.PGSQL.{settings.postgres_port}"
     return str(socket_dir(settings)) if len(str(socket)) <= MAX_SOCKET_PATH else "''"

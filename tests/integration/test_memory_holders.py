@@ -52,7 +52,8 @@ class MemoryWorker(WorkerProcess):
 async def shared(stack_settings: Settings, task_queue: str, scratch_database: str) -> Settings:
     """The test's own queue, memory collection and database: its store and its election are its
     own, and a takeover rebuilds the index from this test's documents alone (in the suite's
-    database it re-embedded every other test's, and outlasted the recall's wait in CI)."""
+    database it copied every other test's too, thousands, which likely outlasted the recall's
+    wait in CI: a run then went on with its run history only)."""
     await migrate(scratch_database)
     return stack_settings.model_copy(
         update={

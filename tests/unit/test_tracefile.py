@@ -1,11 +1,10 @@
-import subprocess
-import sys
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from aios.observability.tracefile import JsonLinesSpanExporter, read_spans, render, trace_of_run
+from tests.support.cli import run_aios
 from tests.support.env import child_env
 
 
@@ -39,23 +38,13 @@ def test_spans_of_a_run_read_back_as_one_tree(tmp_path: Path) -> None:
 def test_aios_trace_prints_the_tree_or_says_where_it_looked(tmp_path: Path) -> None:
     path = tmp_path / "spans.jsonl"
     _write_run(path, "run-2")
-    env = child_env(AIOS_TRACE_FILE=str(path), COLUMNS="200", OTEL_EXPORTER_OTLP_ENDPOINT=None)
-    found = subprocess.run(
-        [sys.executable, "-m", "aios.cli", "trace", "run-2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    env = child_env(
+        AIOS_TRACE_FILE=str(path), COLUMNS="200", OTEL_EXPORTER_OTLP_ENDPOINT=None, OTEL_TRACES_SAMPLER=None
     )
+    found = run_aios("trace", "run-2", env=env)
     assert found.returncode == 0, found.stderr
     assert "RunActivity:action.execute" in found.stdout
-    missing = subprocess.run(
-        [sys.executable, "-m", "aios.cli", "trace", "nope"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    missing = run_aios("trace", "nope", env=env)
     assert missing.returncode == 1
     assert str(path) in missing.stderr.replace("\n", "")
     assert "OTEL_TRACES_SAMPLER" not in missing.stderr  # every run is traced by default
@@ -70,13 +59,7 @@ def test_aios_trace_names_the_sampler_that_may_have_dropped_a_run(tmp_path: Path
         OTEL_EXPORTER_OTLP_ENDPOINT=None,
         OTEL_TRACES_SAMPLER="parentbased_traceidratio",
     )
-    missing = subprocess.run(
-        [sys.executable, "-m", "aios.cli", "trace", "run-4"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    missing = run_aios("trace", "run-4", env=env)
     assert missing.returncode == 1
     assert "OTEL_TRACES_SAMPLER=parentbased_traceidratio keeps only some runs" in missing.stderr.replace(
         "\n", ""
