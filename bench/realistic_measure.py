@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from aios.models.manifest import AgentManifest, ModelSpec
 from aios.settings import load_settings
@@ -139,8 +138,12 @@ async def measure_aios(args: argparse.Namespace, servers: Servers) -> SideResult
 
         async def abandon() -> None:
             for run_id in sorted(in_flight):
-                with contextlib.suppress(RPCError):  # it finished since its client gave up
+                try:
                     await client.handle(run_id).terminate(reason="past the benchmark's batch budget")
+                except RPCError as error:
+                    # NOT_FOUND: the run finished after its client gave up on it
+                    if error.status != RPCStatusCode.NOT_FOUND:
+                        raise
             in_flight.clear()
 
         measured = await measure_levels("aios", args.workload, run, args, servers, abandon=abandon)
