@@ -66,10 +66,14 @@ def prune_effects(
     say(f"forgot {run(_query(prune))} finished effect(s) older than {keep} days")
 
 
+# The standard samplers that drop runs; an unknown name makes the SDK trace every run.
+DROPPING_SAMPLERS = ("always_off", "traceidratio", "parentbased_always_off", "parentbased_traceidratio")
+
+
 def _sampling_note() -> str:
     """Why a run may have no trace at all: a sampler that keeps only some runs (README)."""
-    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")
-    if sampler in ("always_on", "parentbased_always_on"):
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "")
+    if sampler not in DROPPING_SAMPLERS:
         return ""
     return f" OTEL_TRACES_SAMPLER={sampler} keeps only some runs' traces: this one may not have been kept."
 

@@ -64,3 +64,6 @@ def test_aios_trace_names_the_sampler_that_may_have_dropped_a_run(tmp_path: Path
     assert "OTEL_TRACES_SAMPLER=parentbased_traceidratio keeps only some runs" in missing.stderr.replace(
         "\n", ""
     )
+    # An unknown name makes the SDK trace every run (it says so itself): no note then.
+    env["OTEL_TRACES_SAMPLER"] = "no_such_sampler"
+    assert "OTEL_TRACES_SAMPLER" not in run_aios("trace", "run-4", env=env).stderr
