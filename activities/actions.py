@@ -27,6 +27,9 @@ from connectors.errors import ConnectFailed, ConnectorError, RateLimited, Timeou
 
 # The workflow's heartbeat timeout must be a few of these.
 HEARTBEAT_EVERY = timedelta(seconds=0.3)
+# How many times an effect is tried before its failure is final (and reconciled), whether it
+# runs as its own activity or inside a think.
+EXECUTE_ATTEMPTS = 10
 
 
 class ActionActivities:

@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.actions import ActionActivities
+from activities.actions import EXECUTE_ATTEMPTS, ActionActivities
 from activities.audit import run_entries
 from activities.deps import ActivityDeps
 from activities.memory import describe_run
@@ -155,13 +155,14 @@ class AgentActivities:
     async def _act(self, call: ActionCall) -> ActionResult:
         """The previous step's approved inline action, through the ledger as `action.execute`.
 
-        A final failure comes back as data, for the workflow to record and compensate; a
-        retryable one fails this attempt, and the retry finds the ledger's row.
+        A final failure comes back as data, for the workflow to reconcile, record and
+        compensate; a retryable one fails this attempt, and the retry finds the ledger's row,
+        until the attempts an `action.execute` activity would get are spent.
         """
         try:
             return await self._actions.execute(call)
         except ApplicationError as failure:
-            if not failure.non_retryable:
+            if not failure.non_retryable and activity.info().attempt < EXECUTE_ATTEMPTS:
                 raise
             return ActionResult(status="failed", error=str(failure), error_type=failure.type or "")
 

@@ -32,12 +32,19 @@ APPROVER = "operator"
 
 
 def loop_manifest(
-    steps: int, approval_at: int, *, name: str, effects_url: str | None = None, concurrent_runs: int = 1
+    steps: int,
+    approval_at: int,
+    *,
+    name: str,
+    effects_url: str | None = None,
+    concurrent_runs: int = 1,
+    inline: bool = False,
 ) -> AgentManifest:
     """K actions `step_1..step_K`, all low risk but `step_<approval_at>`, which is high (approval).
 
     Without `effects_url` each action is a `noop`; with it, an `http` POST to
-    `<effects_url>/effects/<action>`. Memory recall is off (top_k 0): LangGraph's loop has none.
+    `<effects_url>/effects/<action>` (`inline`: performed inside the run's workflow task). Memory
+    recall is off (top_k 0): LangGraph's loop has none.
     """
     actions = {}
     for index in range(1, steps + 1):
@@ -46,7 +53,7 @@ def loop_manifest(
             actions[f"step_{index}"] = ActionSpec(connector="noop", risk=risk)
         else:
             target = f"{effects_url}/effects/step_{index}"
-            actions[f"step_{index}"] = ActionSpec(connector="http", risk=risk, target=target)
+            actions[f"step_{index}"] = ActionSpec(connector="http", risk=risk, target=target, inline=inline)
     return AgentManifest.model_validate(
         {
             "name": name,

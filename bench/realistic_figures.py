@@ -23,6 +23,7 @@ STEPS = 5  # actions per run; one in five (step APPROVAL_AT) needs an approval
 APPROVAL_AT = 3
 APPROVAL_DELAY = 0.200  # seconds from the run waiting to the client's approval
 EFFECT_SECONDS = 0.030  # the effect server's service time per POST
+INLINE_VARIABLE = "AIOS_BENCH_REALISTIC_INLINE"
 TIMING = ModelTiming()  # 150 ms ± 50 ms per model answer, seeded
 
 
@@ -38,6 +39,16 @@ def levels_from_env() -> list[int]:
     if not levels or min(levels) < 1:
         raise SystemExit(f"{LEVELS_VARIABLE}={text!r}: expected positive counts like 10,50,100")
     return levels
+
+
+def inline_from_env() -> bool:
+    """AIOS_BENCH_REALISTIC_INLINE=1 (the default): aios's `http` actions are `inline` (each
+    POST rides in the next think, as LangGraph's act node does it in its process); 0: each is
+    an activity on the connector's task queue."""
+    text = os.environ.get(INLINE_VARIABLE, "1").strip()
+    if text not in ("0", "1"):
+        raise SystemExit(f"{INLINE_VARIABLE}={text!r}: expected 1 (inline actions) or 0 (task queue)")
+    return text == "1"
 
 
 def budget_from_env() -> float:

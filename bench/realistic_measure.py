@@ -105,7 +105,12 @@ async def _timed(run: Runner, label: str) -> tuple[float, str]:
 def manifest_for(args: argparse.Namespace, name: str) -> AgentManifest:
     effects = args.effects_url if args.workload == "realistic" else None
     manifest = loop_manifest(
-        args.steps, args.approval_at, name=name, effects_url=effects, concurrent_runs=max(args.levels)
+        args.steps,
+        args.approval_at,
+        name=name,
+        effects_url=effects,
+        concurrent_runs=max(args.levels),
+        inline=args.inline_effects,
     )
     if args.workload == "realistic":
         manifest = manifest.model_copy(update={"model": ModelSpec(provider="openai", name="bench-model")})
@@ -196,6 +201,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--approval-delay", type=float, default=0.0)
     parser.add_argument("--model-url")
     parser.add_argument("--effects-url")
+    parser.add_argument("--inline-effects", action="store_true", help="aios: the http actions are `inline`")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="seconds a batch may take")
     parser.add_argument("--pause-after-warm-up", type=float, default=0.0, help="seconds")
     parser.add_argument("--temporal-pid", type=int)

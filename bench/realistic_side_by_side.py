@@ -40,6 +40,7 @@ from bench.realistic_figures import (
     LevelFigures,
     SideResult,
     budget_from_env,
+    inline_from_env,
     levels_from_env,
 )
 from bench.realistic_servers import Servers
@@ -98,6 +99,7 @@ def measure_args(
     if workload == "realistic":
         args += ["--approval-delay", str(APPROVAL_DELAY)]
         args += ["--model-url", servers.model.url, "--effects-url", servers.effects.url]
+        args += ["--inline-effects"] if inline_from_env() else []
     if pids.temporal_pid:
         args += ["--temporal-pid", str(pids.temporal_pid)]
     if pids.postgres_pid:

@@ -269,13 +269,17 @@ class AgentRunWorkflow(Delegating):
     async def _acted(self, act: ApprovedAct, result: ActionResult | None) -> None:
         if result is None:
             raise application_error(ActMissing, "think returned no outcome for its act", non_retryable=False)
+        reconciled: ReconcileResult | None = None
         if result.status == "failed":
-            self._step_failed(act, result.error, None)
             # The act's own failure type when it has one (EffectConflict, ClientError...).
-            raise ApplicationError(
+            failure = ApplicationError(
                 result.error, type=result.error_type or ActionFailed.__name__, non_retryable=True
             )
-        await self._step_done(act, result, None)
+            if not act.call.inline:  # a connector without I/O: no effect can be in doubt
+                self._step_failed(act, result.error, None)
+                raise failure
+            result, reconciled = await self._recovered(act, failure)
+        await self._step_done(act, result, reconciled)
 
     async def _pause_for_budget(self, grant: BudgetGrant) -> None:
         # Counted before recording: a resume sent the moment the pause is visible must count.
@@ -465,15 +469,22 @@ class AgentRunWorkflow(Delegating):
         try:
             result = await start_execute(act.call, fused=self._run.fused)
         except (ActivityError, ApplicationError) as failure:  # regular or local activity
-            reconciled = await self._reconcile(act.call, failure)
-            if reconciled is not None and in_doubt(reconciled):
-                reconciled = await self._wait_for_operator(act.call, reconciled)
-            if reconciled is None or reconciled.outcome != "succeeded":
-                self._step_failed(act, failure_cause(failure), reconciled)
-                raise
-            result = ActionResult(status="succeeded", response=reconciled.response)
+            result, reconciled = await self._recovered(act, failure)
         await self._step_done(act, result, reconciled)
         await self._step_recorded()
+
+    async def _recovered(
+        self, act: ApprovedAct, failure: ActivityError | ApplicationError
+    ) -> tuple[ActionResult, ReconcileResult]:
+        """A failed act stands as done only if the service says its effect happened (asked
+        when the ledger calls it unknown); otherwise the step fails and the failure goes on."""
+        reconciled = await self._reconcile(act.call, failure)
+        if reconciled is not None and in_doubt(reconciled):
+            reconciled = await self._wait_for_operator(act.call, reconciled)
+        if reconciled is None or reconciled.outcome != "succeeded":
+            self._step_failed(act, failure_cause(failure), reconciled)
+            raise failure
+        return ActionResult(status="succeeded", response=reconciled.response), reconciled
 
     async def _perform_delegation(self, act: ApprovedAct) -> None:
         try:

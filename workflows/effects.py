@@ -25,7 +25,7 @@ from workflows.reconcile import ReconcileEffectWorkflow
 from workflows.versions import OPERATOR_SETTLES_PATCH, RECONCILE_PATCH
 
 with workflow.unsafe.imports_passed_through():
-    from activities.actions import ActionActivities
+    from activities.actions import EXECUTE_ATTEMPTS, ActionActivities
     from activities.reconcile import LedgerReading, ReconcileActivities, ReconcileInput, ReconcileResult
     from aios.ledger.webhooks import reconcile_workflow_id
     from aios.models.manifest import ActionSpec, AgentManifest
@@ -44,7 +44,7 @@ ACTION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=0.25),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
+    maximum_attempts=EXECUTE_ATTEMPTS,
 )
 LEDGER_READ_TIMEOUT = timedelta(seconds=30)
 # The operator's answer is in the ledger: reading it is retried until Postgres answers.
@@ -67,6 +67,7 @@ def compensation_call(
             "action": compensation,
             "connector": spec.connector,
             "target": spec.target,
+            "inline": spec.inline,
             # The undo takes the parameters it declares, and what the effect returned
             # (e.g. the PaymentIntent a refund must name).
             "params": {name: value for name, value in original.params.items() if name in spec.params},
@@ -76,7 +77,7 @@ def compensation_call(
 
 
 def start_execute(call: ActionCall, *, fused: bool) -> asyncio.Future[ActionResult]:
-    if fused and runs_inline(call.connector):
+    if fused and runs_inline(call.connector, inline=call.inline):
         return workflow.start_local_activity_method(
             ActionActivities.execute,
             call,

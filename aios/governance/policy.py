@@ -116,20 +116,20 @@ def may_approve(manifest: AgentManifest, approver: str, *, escalated: bool) -> b
 
 # -- Chained turns: the one rule of the think activity acting ahead of the workflow ------------
 #
-# An approved act on a connector that does no I/O is not run on its own: the workflow defers
-# it into the next turn's think activity, which performs it first (one local activity per
-# step instead of two). The activity may then go on with further turns by itself while each
-# plan is one such act that the policy approves outright: exactly the act the workflow, grading
-# the same proposal under the same manifest, would defer into that very turn. The workflow
-# (workflows/agent_run.py) and the activity (activities/agent.py) both decide through these
-# functions, so the two cannot drift apart.
+# An approved act on a connector that does no I/O, or of an action the manifest marks `inline`,
+# is not run on its own: the workflow defers it into the next turn's think activity, which
+# performs it first (one local activity per step instead of two). The activity may then go on
+# with further turns by itself while each plan is one such act that the policy approves
+# outright: exactly the act the workflow, grading the same proposal under the same manifest,
+# would defer into that very turn. The workflow (workflows/agent_run.py) and the activity
+# (activities/agent.py) both decide through these functions, so the two cannot drift apart.
 
 APPROVED_OUTRIGHT = frozenset({Grade.AUTO, Grade.AUTO_AND_NOTIFY})
 
 
 def rides_in_next_think(spec: ActionSpec) -> bool:
     """An approved act of this action is performed by the next turn's think, first."""
-    return runs_inline(spec.connector)
+    return runs_inline(spec.connector, inline=spec.inline)
 
 
 def chained_act(manifest: AgentManifest, plan: PlanResponse) -> tuple[ProposedAction, ActionSpec] | None:

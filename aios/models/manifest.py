@@ -24,7 +24,8 @@ ACTION_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 AGENT_CONNECTOR = "agent"
 # An action's delegation fields, left out of the version hash while unset: adding them did not
 # change what earlier manifests mean, so it must not change their versions either.
-DELEGATION_DEFAULTS: dict[str, object] = {"agent": None, "wait": True}
+# Action fields a later release added: left out of the version hash while unset.
+ACTION_DEFAULTS: dict[str, object] = {"agent": None, "wait": True, "inline": False}
 
 
 class RiskClass(StrEnum):
@@ -74,6 +75,12 @@ class ActionSpec(Strict):
         description="for `connector: agent`: wait for the child run and take its outcome as the "
         "action's result (false: the action succeeds once the child has started)",
     )
+    inline: bool = Field(
+        default=False,
+        description="perform it inside the run's workflow task (a local activity, riding in the next "
+        "think) instead of on the connector's task queue: no workflow task of its own, but no "
+        "cross-worker rate limit and crash detection by the workflow task's timeout; for short calls",
+    )
 
     @model_validator(mode="after")
     def _delegation_complete(self) -> ActionSpec:
@@ -86,6 +93,8 @@ class ActionSpec(Strict):
                 raise ValueError(
                     "a delegating action is undone by the child run's own saga; remove `compensation`"
                 )
+            if self.inline:
+                raise ValueError("a delegating action starts a child run and cannot be `inline`; remove it")
         elif self.agent is not None:
             raise ValueError(f"`agent` applies only to `connector: agent`, not {self.connector!r}")
         return self
@@ -312,7 +321,7 @@ class AgentManifest(Strict):
         # value: a better estimate of the minutes a run saves changes no run.
         content = self.model_dump(mode="json", exclude={"triggers", "value"})
         for action in content["actions"].values():
-            _drop_defaults(action, DELEGATION_DEFAULTS)
+            _drop_defaults(action, ACTION_DEFAULTS)
         _drop_defaults(content["memory"], MEMORY_DEFAULTS)
         _drop_defaults(content["model"], MODEL_DEFAULTS)
         if self.policy.verified_over is None:

@@ -443,6 +443,7 @@ class ActionCall(Payload):
     original: dict[str, Any] | None = Field(
         default=None, description="for a compensation: the response of the effect it undoes"
     )
+    inline: bool = Field(default=False, description="its action is `inline`: a local activity")
 
     @classmethod
     def for_step(cls, run_id: str, step: int, proposed: ProposedAction, spec: ActionSpec) -> ActionCall:
@@ -456,6 +457,7 @@ class ActionCall(Payload):
             params=proposed.params,
             amount=proposed.amount,
             target=spec.target,
+            inline=spec.inline,
         )
 
 

@@ -10,9 +10,10 @@ def connector_queue(base: str, connector: str) -> str:
 
 
 # Connectors that do no I/O of their own run as local activities in the run's workflow task:
-# no trip through a task queue, and no rate limit to hold. Every other connector gets a queue.
+# no trip through a task queue, and no rate limit to hold. Every other connector gets a queue,
+# unless the manifest marks the action `inline` (a short call whose workflow task it saves).
 INLINE_CONNECTORS = frozenset({"noop"})
 
 
-def runs_inline(connector: str) -> bool:
-    return connector in INLINE_CONNECTORS
+def runs_inline(connector: str, *, inline: bool = False) -> bool:
+    return inline or connector in INLINE_CONNECTORS

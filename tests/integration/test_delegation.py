@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.worker import Replayer
 
 from aios.client import AiosClient
 from aios.governance.manifests import MANIFEST_DIR_VARIABLE
@@ -23,14 +22,12 @@ from aios.models.delegation import child_run_id
 from aios.models.manifest import ActionSpec, AgentManifest, BudgetSpec, ModelSpec, PolicySpec, RiskClass
 from aios.models.run import RunStatus
 from aios.settings import Settings
-from aios.temporal.connection import data_converter
 from aios.temporal.search_attributes import CAUSE_KEY
 from tests.support.cli import run_aios
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import http_action, noop_manifest, refund_like_manifest, unique_agent
-from tests.support.runs import audit_story, wait_for_status
-from workers.main import run_worker, workflow_runner
-from workflows.registry import WORKFLOWS
+from tests.support.runs import audit_story, replay_run, wait_for_status
+from workers.main import run_worker
 
 RESULT_WITHIN = 90
 
@@ -134,7 +131,7 @@ async def test_a_finished_child_is_undone_when_its_parent_fails_later(
     assert (await aios_client.result(child_id)).status is RunStatus.COMPLETED
     undo = final.steps[-1]
     assert undo.effect_key == f"{child_id}/step-1/charge/undo/refund"  # under the child's key
-    await _replays(aios_client, started.run_id)
+    await replay_run(aios_client, started.run_id)
 
 
 async def test_cancelling_the_parent_cancels_its_running_child_which_compensates(
@@ -179,7 +176,7 @@ async def test_a_child_nobody_waits_for_is_cancelled_when_its_parent_compensates
     assert await _wait_closed(child_id, temporal_client) is WorkflowExecutionStatus.CANCELED
     assert effect_server.effects_for("/effects/payout") == 0
     assert effect_server.effects_for("/effects/refund") == effect_server.effects_for("/effects/charge")
-    await _replays(aios_client, started.run_id)
+    await replay_run(aios_client, started.run_id)
 
 
 async def test_the_child_agent_s_kill_switch_refuses_the_delegation(
@@ -243,14 +240,6 @@ async def test_a_run_over_its_fan_out_limit_is_refused(limited_client: AiosClien
     story = await audit_story(limited_client.settings, started.run_id)
     refused = [row.rationale for row in story if row.outcome == "delegation refused"]
     assert len(refused) == 1 and "over the limit of 1 per run (AIOS_DELEGATION_MAX_CHILDREN)" in refused[0]
-
-
-async def _replays(client: AiosClient, run_id: str) -> None:
-    """The delegation path is deterministic: the parent's history replays on today's code."""
-    history = await client.handle(run_id).fetch_history()
-    await Replayer(
-        workflows=WORKFLOWS, data_converter=data_converter(client.settings), workflow_runner=workflow_runner()
-    ).replay_workflow(history)
 
 
 async def _wait_closed(workflow_id: str, client: Client) -> WorkflowExecutionStatus | None:

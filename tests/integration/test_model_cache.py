@@ -13,18 +13,15 @@ import uuid
 from typing import Any
 
 import pytest
-from temporalio.worker import Replayer
 
 from aios.client import AiosClient
 from aios.models.manifest import AgentManifest
 from aios.models.run import RunState, RunStatus
-from aios.temporal.connection import data_converter
 from tests.support.cli import run_aios
 from tests.support.env import child_env
 from tests.support.fake_openai import FakeOpenAI, Reply
 from tests.support.manifests import noop_manifest
-from workers.main import workflow_runner
-from workflows.registry import WORKFLOWS
+from tests.support.runs import replay_run
 
 pytestmark = pytest.mark.integration
 
@@ -117,12 +114,7 @@ async def test_the_same_question_twice_is_answered_once_and_the_hit_recorded_wit
     assert row.cache_cost_saved == pytest.approx(sum(cost for _, _, _, cost in rows))
 
     # A hit is an answer in the history like any other: the run replays without the cache.
-    history = await openai_client.handle(second.run_id).fetch_history()
-    await Replayer(
-        workflows=WORKFLOWS,
-        data_converter=data_converter(openai_client.settings),
-        workflow_runner=workflow_runner(),
-    ).replay_workflow(history)
+    await replay_run(openai_client, second.run_id)
 
 
 async def test_a_call_sampled_above_temperature_max_always_goes_to_the_model(

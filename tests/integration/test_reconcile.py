@@ -3,7 +3,8 @@
 The loopback effect server applies an effect and then hangs, so the caller times out with
 the effect applied: the ledger says `unknown`. The reconciler (`ReconcileEffect`, on the
 real Temporal dev server and Postgres) asks the connector's lookup and writes the answer.
-The last test goes through a whole agent run: the step ends executed, once at the server.
+The last tests go through a whole agent run: the step ends executed, once at the server, whether
+its action runs as an activity on the connector's queue or `inline`, inside the run's think.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from connectors.errors import ClientError, ConnectFailed
 from connectors.http_base import ResilientHttp, RetryPolicy
 from tests.support.effect_server import EffectServer, Fault
 from tests.support.manifests import unique_agent
+from tests.support.runs import replay_run
 from workers.main import run_worker
 from workflows.reconcile import ReconcileEffectWorkflow
 
@@ -306,10 +308,10 @@ async def impatient_client(
         yield client
 
 
-def charge_then_ship(base_url: str) -> AgentManifest:
+def charge_then_ship(base_url: str, *, inline: bool = False) -> AgentManifest:
     def http(name: str, **extra: object) -> ActionSpec:
         return ActionSpec.model_validate(
-            {"connector": "http", "risk": RiskClass.LOW, "params": ["customer"]}
+            {"connector": "http", "risk": RiskClass.LOW, "params": ["customer"], "inline": inline}
             | {"target": f"{base_url}/effects/{name}", **extra}
         )
 
@@ -326,13 +328,29 @@ def charge_then_ship(base_url: str) -> AgentManifest:
     )
 
 
+# Both ways an action reaches its connector: an activity on the connector's queue, or inline.
+WHERE = pytest.mark.parametrize("inline", [False, True], ids=["queue", "inline"])
+
+
+async def execute_activities(client: AiosClient, run_id: str) -> int:
+    """How many `action.execute` activities the run scheduled (inline actions schedule none)."""
+    history = await client.handle(run_id).fetch_history()
+    return sum(
+        1
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "action.execute"
+    )
+
+
+@WHERE
 async def test_a_run_whose_call_timed_out_after_the_effect_goes_on_once_reconciled(
-    impatient_client: AiosClient, effect_server: EffectServer, database_url: str
+    impatient_client: AiosClient, effect_server: EffectServer, database_url: str, inline: bool
 ) -> None:
     # Attempt 1: applied, then no answer (unknown). Attempt 2: a final refusal, which does not
     # undo attempt 1, so the ledger still says unknown and the activity has failed for good.
     effect_server.faults.extend([Fault(apply_then_hang=True, hang_seconds=HANG), Fault(status=400)])
-    manifest = charge_then_ship(effect_server.url)
+    manifest = charge_then_ship(effect_server.url, inline=inline)
     started = await impatient_client.start_run(manifest.name, {"customer": "c-7"}, manifest=manifest)
     final = await asyncio.wait_for(impatient_client.result(started.run_id), timeout=120)
 
@@ -354,13 +372,16 @@ async def test_a_run_whose_call_timed_out_after_the_effect_goes_on_once_reconcil
         reconcile_workflow_id(charge_key), result_type=ReconcileResult
     ).result()
     assert reconciler.outcome == "succeeded"
+    assert await execute_activities(impatient_client, started.run_id) == (0 if inline else 2)
+    await replay_run(impatient_client, started.run_id)
 
 
+@WHERE
 async def test_a_plain_refusal_fails_the_step_as_before(
-    worker_client: AiosClient, effect_server: EffectServer, database_url: str
+    worker_client: AiosClient, effect_server: EffectServer, database_url: str, inline: bool
 ) -> None:
     effect_server.faults.append(Fault(status=422))  # refused, nothing applied: ledger 'failed'
-    manifest = charge_then_ship(effect_server.url)
+    manifest = charge_then_ship(effect_server.url, inline=inline)
     started = await worker_client.start_run(manifest.name, {"customer": "c-8"}, manifest=manifest)
     final = await asyncio.wait_for(worker_client.result(started.run_id), timeout=60)
     assert final.status is RunStatus.COMPENSATED
@@ -370,14 +391,15 @@ async def test_a_plain_refusal_fails_the_step_as_before(
     assert (await ledger_row(database_url, f"{started.run_id}/step-1/charge")).state == "failed"
 
 
+@WHERE
 async def test_a_reconciled_step_is_compensated_like_any_executed_one(
-    impatient_client: AiosClient, effect_server: EffectServer, database_url: str
+    impatient_client: AiosClient, effect_server: EffectServer, database_url: str, inline: bool
 ) -> None:
     # charge: applied but unanswered, then refused (reconciled: succeeded); ship: refused for good.
     effect_server.faults.extend(
         [Fault(apply_then_hang=True, hang_seconds=HANG), Fault(status=400), Fault(status=422)]
     )
-    manifest = charge_then_ship(effect_server.url)
+    manifest = charge_then_ship(effect_server.url, inline=inline)
     started = await impatient_client.start_run(manifest.name, {"customer": "c-9"}, manifest=manifest)
     final = await asyncio.wait_for(impatient_client.result(started.run_id), timeout=120)
 
@@ -390,3 +412,5 @@ async def test_a_reconciled_step_is_compensated_like_any_executed_one(
     assert effect_server.applied[f"{started.run_id}/step-1/charge"] == 1
     assert effect_server.applied[refund_key] == 1
     assert effect_server.effects_for("/effects/ship") == 0
+    assert await execute_activities(impatient_client, started.run_id) == (0 if inline else 3)
+    await replay_run(impatient_client, started.run_id)

@@ -22,11 +22,11 @@ from tests.support.manifests import http_action, unique_agent
 ACTIONS = ("reserve", "charge", "confirm")
 
 
-def _three_step_manifest(base_url: str) -> AgentManifest:
+def _three_step_manifest(base_url: str, *, inline: bool) -> AgentManifest:
     return AgentManifest.model_validate(
         {
             "name": unique_agent("crash"),
-            "actions": {name: http_action(base_url, name, RiskClass.LOW) for name in ACTIONS},
+            "actions": {name: http_action(base_url, name, RiskClass.LOW, inline=inline) for name in ACTIONS},
             "policy": PolicySpec(approvers=["alice"]),
         }
     )
@@ -67,16 +67,20 @@ async def _wait_for_effects(server: EffectServer, count: int) -> None:
     raise AssertionError(f"the server never saw {count} effect(s)")
 
 
+# inline: the effect runs inside the run's workflow task; the new worker takes the run over when
+# that task times out, and performs again through the ledger what the killed one had begun.
+@pytest.mark.parametrize("inline", [False, True], ids=["queue", "inline"])
 async def test_sigkill_mid_effect_then_a_new_worker_finishes_with_every_effect_once(
     stack_settings: Settings,
     task_queue: str,
     effect_server: EffectServer,
     workers: list[WorkerProcess],
+    inline: bool,
 ) -> None:
     # The second effect is applied only after 3 s: the worker dies while waiting for it.
     effect_server.faults.extend([Fault(), Fault(hang_seconds=3)])
     client = await AiosClient.connect(stack_settings.model_copy(update={"task_queue": task_queue}))
-    manifest = _three_step_manifest(effect_server.url)
+    manifest = _three_step_manifest(effect_server.url, inline=inline)
     workers.append(WorkerProcess(task_queue, stack_settings))
     started = await client.start_run(manifest.name, {"customer": "c-7", "amount": 10}, manifest=manifest)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Replayer
 
 from aios.client import AiosClient
 from aios.errors import AiosError, RunNotFound, RunStuck, WaitTimedOut
@@ -14,7 +15,10 @@ from aios.governance import audit
 from aios.governance.subjects import SubjectVault
 from aios.models.run import RunState, RunStatus
 from aios.settings import Settings
+from aios.temporal.connection import data_converter
 from aios.temporal.server_errors import TASK_FAILING
+from workers.main import workflow_runner
+from workflows.registry import WORKFLOWS
 
 POLL_SECONDS = 0.1
 
@@ -98,3 +102,11 @@ async def runs_caused_by(client: Client, cause: str, *, expected: int = 1) -> li
             return found
         await asyncio.sleep(0.2)
     raise AssertionError(f"{expected} run(s) caused by {cause} expected; visibility lists {found}")
+
+
+async def replay_run(client: AiosClient, run_id: str) -> None:
+    """The run's history replays on today's code, in the worker's sandbox and converter."""
+    history = await client.handle(run_id).fetch_history()
+    await Replayer(
+        workflows=WORKFLOWS, data_converter=data_converter(client.settings), workflow_runner=workflow_runner()
+    ).replay_workflow(history)

@@ -144,6 +144,7 @@ def test_reordering_the_actions_changes_the_version(tmp_path: Path) -> None:
     ("section", "key", "value"),
     [
         ("issue_refund", "max_amount", 999),
+        ("issue_refund", "inline", True),
         ("policy", "approvers", ["alice", "carol"]),
         ("sla", "on_expiry", "approve"),
         ("budget", "cost_per_run", 0.51),
@@ -161,7 +162,7 @@ def test_changing_any_value_changes_the_version(
         "budget": content["budget"],
         None: content,
     }[section]
-    assert where[key] != value
+    assert where.get(key) != value
     where[key] = value
     assert version_of(tmp_path, content) != load_manifest(REFUND_DESK).version
 

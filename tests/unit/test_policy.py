@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from aios.governance.policy import chained_act, grade_action, may_approve, rides_in_next_think, turns_ahead
-from aios.models.manifest import AgentManifest, Grade, PolicySpec
+from aios.models.manifest import ActionSpec, AgentManifest, Grade, PolicySpec
 from aios.models.run import PlanResponse, ProposedAction
 
 CONFIDENT = 0.9
@@ -236,6 +236,21 @@ def test_no_chain_past_what_the_workflow_would_defer_without_a_person() -> None:
     assert chained_act(desk, plan_of("issue_refund")) is None  # needs approval, not inline
     assert chained_act(desk, plan_of("unknown_action")) is None
     assert chained_act(manifest(), plan_of("lookup_customer")) is None  # a connector with I/O
+
+
+def test_an_action_marked_inline_is_chained_whatever_its_connector() -> None:
+    desk = manifest()  # its actions have connectors with I/O: none rides in a think
+    assert chained_act(desk, plan_of("lookup_customer")) is None
+    lookup = desk.actions["lookup_customer"].model_copy(update={"inline": True})
+    marked = desk.model_copy(update={"actions": {**desk.actions, "lookup_customer": lookup}})
+    chained = chained_act(marked, plan_of("lookup_customer"))
+    assert chained is not None and chained[1].connector == lookup.connector != "noop"
+    assert rides_in_next_think(lookup)
+
+
+def test_a_delegating_action_cannot_be_inline() -> None:
+    with pytest.raises(ValidationError, match="cannot be `inline`"):
+        ActionSpec(connector="agent", agent="helper", risk="low", inline=True)
 
 
 def ahead(turn: int, *, turn_limit: int = 100, live: bool = True, paused: bool = False) -> int:
