@@ -26,6 +26,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from aios.approvals.bulk import BulkDecision, decide_every_waiting_run
+from aios.approvals.links import Verdict
 from aios.drift.check import compare_agent
 from aios.drift.facts import agent_known
 from aios.drift.schedule import DRIFT_SCHEDULE_ID, check_drift_now, drift_schedule
@@ -423,6 +425,24 @@ class AiosClient:
         if not outcome.accepted:
             raise DecisionRefused(outcome.reason)
         return outcome
+
+    async def decide_waiting(
+        self, verdict: Verdict, *, approver: str, note: str = "", agent: str | None = None
+    ) -> BulkDecision:
+        """Approve or reject every run waiting for `approver` (of `agent`), all at once.
+
+        Each run gets a signal for its pending step (aios/approvals/bulk.py): durable once
+        sent, judged by the run when it wakes; `aios approvals` shows what is still waiting.
+
+        Returns:
+            The runs the decision was sent to, those waiting for other approvers, and those
+            that ended meanwhile.
+        """
+        waiting, _stuck = await self.waiting_runs()
+        async with self._boundary():
+            return await decide_every_waiting_run(
+                self.temporal, waiting, verdict, approver=approver, note=note, agent=agent
+            )
 
     async def signal_decision(self, run_id: str, verdict: str, payload: dict[str, Any]) -> None:
         """What the Web UI's signal form does: send the raw JSON; the run validates it.

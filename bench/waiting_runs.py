@@ -3,10 +3,10 @@
 Against the real local dev server and Postgres, with the worker in a process of its own (its
 RSS is its own): RUNS runs of a one-action agent whose action needs approval are started and
 left waiting at the gate. As they pile up, the worker's and the Temporal server's RSS are read;
-then `AiosClient.approvals()` (what `aios approvals` calls) lists them, every one is approved
-through the `decide` update (DECIDE_CONCURRENCY at a time), and SAMPLE runs kept back are
-approved one by one to time the way from a decision to the run's end (the step, then the last
-turn). It is played for each worker cache size in CACHE_SIZES (`AIOS_WORKER_CACHED_RUNS`): a run
+then `AiosClient.approvals()` (what `aios approvals` calls) lists them, SAMPLE runs are
+approved one by one through the `decide` update to time the way from a decision to the run's
+end (the step, then the last turn), and the rest with one approve-all (`aios approve --all`).
+It is played for each worker cache size in CACHE_SIZES (`AIOS_WORKER_CACHED_RUNS`): a run
 evicted from the cache costs no memory while it waits and a replay when it wakes.
 """
 
@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 
+from aios.approvals.bulk import SENT_AT_ONCE
 from aios.client import AiosClient
 from aios.models.manifest import AgentManifest
 from aios.models.run import RunStatus
@@ -31,7 +32,6 @@ RUNS = int(os.environ.get("AIOS_BENCH_WAITING_RUNS", "1000"))
 CACHE_SIZES = tuple(int(size) for size in os.environ.get("AIOS_BENCH_WAITING_CACHES", "1000,100").split(","))
 SAMPLE = 20
 START_CONCURRENCY = 16
-DECIDE_CONCURRENCY = 32
 MILESTONES = (0.25, 0.5, 1.0)
 FILL_POLLS = 1200  # every 0.5 s
 
@@ -103,7 +103,7 @@ async def _pass(section: Section, settings: Settings, cached: int) -> None:
             f"{server_before or 0:.0f} MB with 1 waiting, {rss_mb(server_pid) or 0:.0f} MB with {RUNS}",
         )
         await _list(section, label, client)
-        await _approve_all(section, label, client, started)
+        await _approve_all(section, label, client, manifest)
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -118,24 +118,11 @@ async def _list(section: Section, label: str, client: AiosClient) -> None:
     section.add(f"{label}: listing the waiting runs ({listed})", summarize_ms(samples))
 
 
-async def _approve_all(section: Section, label: str, client: AiosClient, run_ids: list[str]) -> None:
-    bulk, sample = run_ids[:-SAMPLE], run_ids[-SAMPLE:]
-    gate = asyncio.Semaphore(DECIDE_CONCURRENCY)
-
-    async def approve(run_id: str) -> None:
-        async with gate:
-            await client.decide(run_id, "approve", approver="operator", note="bench", step=1)
-
-    began = time.perf_counter()
-    await asyncio.gather(*(approve(run_id) for run_id in bulk))
-    elapsed = time.perf_counter() - began
-    section.add(f"{label}: approving {len(bulk)}", f"{len(bulk) / elapsed:.0f} decisions/s ({elapsed:.1f} s)")
-    await asyncio.gather(*(client.result(run_id, within=900) for run_id in bulk))
-    section.add(
-        f"{label}: approved runs all ended", f"{time.perf_counter() - began:.1f} s after the first decision"
-    )
+async def _approve_all(section: Section, label: str, client: AiosClient, manifest: AgentManifest) -> None:
+    """The SAMPLE first, one by one (the others still waiting), then the rest with one approve-all."""
+    waiting = [state.run_id for state in await client.approvals() if state.agent == manifest.name]
     to_end = []
-    for run_id in sample:
+    for run_id in waiting[:SAMPLE]:
         began = time.perf_counter()
         await client.decide(run_id, "approve", approver="operator", note="bench", step=1)
         final = await client.result(run_id, within=60)
@@ -143,8 +130,20 @@ async def _approve_all(section: Section, label: str, client: AiosClient, run_ids
             raise RuntimeError(f"{run_id} ended {final.status}: {final.outcome}")
         to_end.append(time.perf_counter() - began)
     section.add(
-        f"{label}: decision to run end (one at a time)",
+        f"{label}: decision to run end (one at a time, the others waiting)",
         f"{summarize_ms(to_end)}; p95 {percentile(to_end, 0.95) * 1000:.0f} ms",
+    )
+    began = time.perf_counter()
+    bulk = await client.decide_waiting("approve", approver="operator", note="bench", agent=manifest.name)
+    elapsed = time.perf_counter() - began
+    section.add(
+        f"{label}: approving the other {len(bulk.sent)} (`aios approve --all`, its listing included)",
+        f"{len(bulk.sent) / elapsed:.0f} decisions/s ({elapsed:.1f} s)",
+    )
+    await asyncio.gather(*(client.result(run_id, within=900) for run_id in bulk.sent))
+    section.add(
+        f"{label}: approved runs all ended",
+        f"{time.perf_counter() - began:.1f} s after the approve-all began",
     )
 
 
@@ -155,8 +154,10 @@ async def measure() -> Section:
         notes=f"{RUNS} runs of a one-action agent (risk high: needs approval) started "
         f"{START_CONCURRENCY} at a time and left at the gate; the worker is a process of its own. "
         "Listing is `AiosClient.approvals()` (`aios approvals`), from the run mirrors and one "
-        f"visibility listing; approving is the `decide` update, {DECIDE_CONCURRENCY} at a time; "
-        f"the last {SAMPLE} runs are approved one by one to time a decision to the run's end.",
+        f"visibility listing. {SAMPLE} runs are approved one by one with the `decide` update "
+        "(`aios approve RUN`), the others still waiting, to time a decision to the run's end; then "
+        "the rest with one `aios approve --all` (`AiosClient.decide_waiting`: a signal per run, "
+        f"{SENT_AT_ONCE} in flight, durable once the server has it; each run judges it as it wakes).",
     )
     base = load_settings()
     for cached in CACHE_SIZES:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from aios.approvals.links import Verdict
 from aios.cli.common import console, fail, run, say, settings, table
 from aios.client import AiosClient
 from aios.models.run import CacheSavings, RunState
@@ -209,36 +211,72 @@ def list_approvals() -> None:
     run(go())
 
 
-def _decide(run_id: str, verdict: str, approver: str, note: str, step: int | None) -> None:
+def _decide(
+    run_id: str | None, verdict: Verdict, approver: str, note: str, step: int | None, every: Every
+) -> None:
+    if (run_id is None) == (not every.all):
+        fail(f"name one RUN, or --all for every run waiting for you (aios {verdict} --help)", code=2)
+    if every.all and step is not None:
+        fail("--step is for one run: --all decides each run's own pending step", code=2)
+    if every.agent is not None and not every.all:
+        fail("--agent goes with --all: name the RUN alone, or add --all", code=2)
+
     async def go() -> None:
-        outcome = await (await _client()).decide(
-            run_id, verdict, approver=approver, note=note, step=step, channel="cli"
+        client = await _client()
+        if run_id is not None:
+            outcome = await client.decide(
+                run_id, verdict, approver=approver, note=note, step=step, channel="cli"
+            )
+            say(f"{run_id}: {outcome.reason}")
+            return
+        bulk = await client.decide_waiting(verdict, approver=approver, note=note, agent=every.agent)
+        say(
+            f"{verdict} sent to {len(bulk.sent)} run(s) waiting for {approver}; each records it as it "
+            "goes on (`aios approvals` lists what still waits)"
         )
-        say(f"{run_id}: {outcome.reason}")
+        if bulk.not_theirs:
+            say(f"left alone: {len(bulk.not_theirs)} run(s) waiting for other approvers")
+        if bulk.ended:
+            say(f"ended meanwhile: {len(bulk.ended)} run(s)")
 
     run(go())
 
 
+@dataclass(frozen=True)
+class Every:
+    """--all and --agent: decide every run waiting for the approver (of one agent)."""
+
+    all: bool
+    agent: str | None
+
+
+ALL_HELP = "every run waiting for you (one signal each, for its pending step), instead of one RUN"
+
+
 @app.command("approve")
 def approve(
-    run_id: str = typer.Argument(...),
+    run_id: str | None = typer.Argument(None),
     approver: str = typer.Option(..., "--as", help="who approves; must be allowed by the manifest's policy"),
     note: str = typer.Option("", "--note"),
     step: int | None = typer.Option(None, "--step", help="the pending step (default: the current one)"),
+    every: bool = typer.Option(False, "--all", help=ALL_HELP),
+    agent: str | None = typer.Option(None, "--agent", help="with --all: only this agent's runs"),
 ) -> None:
-    """Approve the pending action of a run (answers at once whether it counted)."""
-    _decide(run_id, "approve", approver, note, step)
+    """Approve the pending action of a run (answers at once whether it counted), or of all (--all)."""
+    _decide(run_id, "approve", approver, note, step, Every(every, agent))
 
 
 @app.command("reject")
 def reject(
-    run_id: str = typer.Argument(...),
+    run_id: str | None = typer.Argument(None),
     approver: str = typer.Option(..., "--as", help="who rejects; must be allowed by the manifest's policy"),
     note: str = typer.Option("", "--note"),
     step: int | None = typer.Option(None, "--step"),
+    every: bool = typer.Option(False, "--all", help=ALL_HELP),
+    agent: str | None = typer.Option(None, "--agent", help="with --all: only this agent's runs"),
 ) -> None:
-    """Reject the pending action: the run compensates what it already did."""
-    _decide(run_id, "reject", approver, note, step)
+    """Reject the pending action: the run compensates what it already did (--all: every run's)."""
+    _decide(run_id, "reject", approver, note, step, Every(every, agent))
 
 
 @app.command("pause")

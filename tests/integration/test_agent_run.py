@@ -12,6 +12,7 @@ from aios.client import AiosClient
 from aios.errors import AdmissionRefused, DecisionRefused, RunFailed
 from aios.models.manifest import BudgetSpec, Grade, ModelSpec
 from aios.models.run import RunStatus
+from tests.support.cli import run_aios
 from tests.support.effect_server import EffectServer
 from tests.support.manifests import FAST_SLA, noop_manifest, refund_like_manifest
 from tests.support.runs import audit_outcomes, audit_story, wait_for_state, wait_for_status
@@ -86,6 +87,53 @@ async def test_approval_by_update_answers_at_once(
     final = await aios_client.result(started.run_id)
     assert final.status is RunStatus.COMPLETED
     assert effect_server.effects_for("/payout") == 1
+
+
+async def test_approve_all_decides_every_run_waiting_for_the_approver_in_one_command(
+    aios_client: AiosClient, effect_server: EffectServer
+) -> None:
+    manifest = refund_like_manifest(effect_server.url)
+    runs = [
+        (
+            await aios_client.start_run(manifest.name, {**LARGE, "customer": f"c-{n}"}, manifest=manifest)
+        ).run_id
+        for n in range(3)
+    ]
+    for run_id in runs:
+        await wait_for_status(aios_client, run_id, RunStatus.WAITING_APPROVAL)
+    settings = aios_client.settings
+
+    for wrong in (["approve", "--as", "alice"], ["approve", runs[0], "--all", "--as", "alice"]):
+        refused = await asyncio.to_thread(run_aios, *wrong, settings=settings)
+        assert refused.returncode == 2 and "name one RUN, or --all" in refused.stderr, refused.stderr
+    # bob is only the escalation approver: nothing is his yet.
+    not_his = await asyncio.to_thread(
+        run_aios, "approve", "--all", "--agent", manifest.name, "--as", "bob", settings=settings
+    )
+    assert not_his.returncode == 0, not_his.stderr
+    assert "sent to 0 run(s)" in not_his.stdout and "left alone: 3 run(s)" in not_his.stdout
+
+    approved = await asyncio.to_thread(
+        run_aios,
+        "approve",
+        "--all",
+        "--agent",
+        manifest.name,
+        "--as",
+        "alice",
+        "--note",
+        "batch",
+        settings=settings,
+    )
+    assert approved.returncode == 0, approved.stderr
+    assert "approve sent to 3 run(s) waiting for alice" in approved.stdout
+    for run_id in runs:
+        final = await aios_client.result(run_id)
+        assert final.status is RunStatus.COMPLETED, final.outcome
+        payout = next(step for step in final.steps if step.action == "payout")
+        assert (payout.status, payout.decided_by) == ("executed", "alice")
+    assert effect_server.effects_for("/payout") == 3
+    assert all(state.agent != manifest.name for state in await aios_client.approvals())
 
 
 async def test_rejection_compensates_the_finished_steps(
