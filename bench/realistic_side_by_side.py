@@ -21,11 +21,13 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from aios.settings import Settings, load_settings
+from bench.history_counts import HistoryCounts, history_counts
 from bench.langgraph_common import Servers as LocalServers
 from bench.langgraph_crash import Child
 from bench.langgraph_side_by_side import local_servers
@@ -34,6 +36,7 @@ from bench.realistic_figures import (
     APPROVAL_DELAY,
     BUDGET_VARIABLE,
     EFFECT_SECONDS,
+    INLINE_VARIABLE,
     LEVELS_VARIABLE,
     STEPS,
     TIMING,
@@ -52,6 +55,9 @@ LABELS = {"aios": "aios", "langgraph": "LangGraph (durability=sync, keyed POST)"
 PLOT = Path("docs/benchmarks-realistic.png")
 COMMAND = "make bench  (python -m bench realistic_side_by_side)"
 SIDE_TIMEOUT = 900.0  # seconds for one side's process: a longer one is a broken benchmark
+THROUGHPUT_TARGETS = {10: 1.0, 50: 1.0, 100: 0.8}  # aios / LangGraph steps/s, per concurrency
+LATENCY_TARGET = 1.1  # aios / LangGraph p95 run latency, at most
+PARTS = ("temporal", "process")  # the CPU readings the floor divides
 PART_LABELS = {"process": "its process", "temporal": "Temporal server", "postgres": "Postgres"}
 
 
@@ -65,6 +71,8 @@ async def measure() -> Section:
         servers.stop()
     section = Section("Headline: a realistic workload side by side with LangGraph", COMMAND)
     report(section, results, levels)
+    if results["aios"].run_ids:
+        floor(section, results["aios"], await history_counts(settings, results["aios"].run_ids))
     from bench.realistic_plot import plot
 
     plot(results, PLOT)
@@ -164,7 +172,9 @@ def report(section: Section, results: dict[str, SideResult], levels: list[int]) 
         f"(seed {TIMING.seed}) per answer with real tool calls, each action a POST "
         f"({EFFECT_SECONDS * 1000:.0f} ms), step {APPROVAL_AT} approved {APPROVAL_DELAY * 1000:.0f} ms "
         f"after it waits; one batch per level of {', '.join(map(str, levels))} concurrent runs "
-        f"({LEVELS_VARIABLE}), each given {budget_from_env():.0f} s ({BUDGET_VARIABLE})",
+        f"({LEVELS_VARIABLE}), each given {budget_from_env():.0f} s ({BUDGET_VARIABLE}); aios's `http` "
+        + ("actions `inline`" if inline_from_env() else "actions on their connector's task queue")
+        + f" ({INLINE_VARIABLE})",
     )
     for index, count in enumerate(levels):
         for side, result in results.items():
@@ -177,17 +187,46 @@ def report(section: Section, results: dict[str, SideResult], levels: list[int]) 
         if result.temporal_rss_mb is not None:
             text += f"; plus the Temporal dev server it needs, RSS {result.temporal_rss_mb:.0f} MB"
         section.add(f"memory: {LABELS[side]}", text)
-    top = -1
-    aios, langgraph = results["aios"].levels[top], results["langgraph"].levels[top]
-    section.add(f"ratio aios / LangGraph at N={levels[top]}", _ratio(aios, langgraph))
+    for index, count in enumerate(levels):
+        aios, langgraph = results["aios"].levels[index], results["langgraph"].levels[index]
+        section.add(f"N={count}: ratio aios / LangGraph", _ratio(aios, langgraph, count))
 
 
-def _ratio(aios: LevelFigures, langgraph: LevelFigures) -> str:
+def _ratio(aios: LevelFigures, langgraph: LevelFigures, count: int) -> str:
     if not langgraph.steps:
         return "n/a: no LangGraph run finished"
-    latency = aios.run_latency(0.5) / langgraph.run_latency(0.5)
-    return f"steps/s {aios.steps_per_second / langgraph.steps_per_second:.2f}x, run latency p50 " + (
-        "n/a (unfinished runs)" if math.isinf(latency) else f"{latency:.2f}x"
+    throughput = aios.steps_per_second / langgraph.steps_per_second
+    wanted = THROUGHPUT_TARGETS.get(count)
+    text = f"steps/s {throughput:.2f}x" + (f" (target >= {wanted}x)" if wanted else "")
+    latency = aios.run_latency(0.95) / langgraph.run_latency(0.95)
+    shown = "n/a (unfinished runs)" if math.isinf(latency) else f"{latency:.2f}x"
+    return f"{text}, run latency p95 {shown} (target <= {LATENCY_TARGET}x)"
+
+
+def floor(section: Section, aios: SideResult, counts: HistoryCounts) -> None:
+    """What the Temporal server alone costs a step (its CPU per workflow task times the tasks a
+    run needs), and the worker's share, as ceilings on this machine's cores."""
+    runs = sum(len(level.run_seconds) for level in aios.levels)
+    if not runs or not counts.workflow_tasks:
+        return
+    server_ms, worker_ms = (sum(level.cpu.get(part) or 0.0 for level in aios.levels) * 1000 for part in PARTS)
+    per_task = server_ms / (runs * counts.workflow_tasks)
+    server_step, worker_step = per_task * counts.workflow_tasks / STEPS, worker_ms / (runs * STEPS)
+    cores = os.cpu_count() or 1
+    section.add(
+        "aios per run (its Notify child included)",
+        f"{counts.workflow_tasks:.1f} workflow tasks, {counts.activities:.1f} activities, "
+        f"{counts.local_activities:.1f} local activities, {counts.events:.0f} history events",
+    )
+    section.add(
+        "floor: the Temporal server",
+        f"{per_task:.1f} ms CPU per workflow task x {counts.workflow_tasks:.1f} per run / {STEPS} steps = "
+        f"{server_step:.1f} ms per step: at most {cores * 1000 / server_step:.0f} steps/s on {cores} cores "
+        "were it alone",
+    )
+    section.add(
+        "floor: the aios process (worker and client, one Python interpreter: one core at most)",
+        f"{worker_step:.1f} ms CPU per step: at most {1000 / worker_step:.0f} steps/s",
     )
 
 
