@@ -44,7 +44,7 @@ def loop_manifest(
 
     Without `effects_url` each action is a `noop`; with it, an `http` POST to
     `<effects_url>/effects/<action>` (`inline`: performed inside the run's workflow task). Memory
-    recall is off (top_k 0): LangGraph's loop has none.
+    is off, recall (top_k 0) and remembering (remember: none): LangGraph's loop has none.
     """
     actions = {}
     for index in range(1, steps + 1):
@@ -60,7 +60,7 @@ def loop_manifest(
             "actions": actions,
             "policy": PolicySpec(approvers=[APPROVER]),
             "turn_limit": steps + 1,
-            "memory": MemorySpec(top_k=0),
+            "memory": MemorySpec(top_k=0, remember="none"),
             "budget": BudgetSpec(
                 tokens_per_run=10_000_000,
                 cost_per_run=1_000.0,
