@@ -237,8 +237,8 @@ think -> gate -> act StateGraph (the gate calls `interrupt`, the driver answers 
 `Command(resume=...)`) checkpointed by AsyncPostgresSaver on a pool of 10 connections (as
 aios's worker) in schema `bench_langgraph` of the same database: three checkpoints per step,
 each before the next node starts with durability `sync` (what aios guarantees; the ratios use
-it), while LangGraph's default `async` writes them alongside the next node. Memory recall is
-off on both (LangGraph has none). Each side runs in processes of its own, one at a time, the
+it), while LangGraph's default `async` writes them alongside the next node. Memory is off on
+both, recall and remembering (LangGraph has none). Each side runs in processes of its own, one at a time, the
 sides taking turns pass by pass.
 
 Per-step latency: run time / K over sequential runs at K2, and the marginal cost of a step,

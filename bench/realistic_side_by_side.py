@@ -242,7 +242,11 @@ and its `http` action connector (the effect ledger's key); LangGraph's through t
 connector class and an httpx POST keyed by thread and step, so both are correct under a crash. The
 approval: aios's client waits for `AiosState = waiting_approval` in the run's history, sleeps 200 ms
 and calls `decide`; LangGraph's waits for `ainvoke` to return the interrupt, sleeps 200 ms and
-resumes with `Command(resume=...)`.
+resumes with `Command(resume=...)`. aios's `http` actions are `inline` (performed inside the
+run's workflow task, as LangGraph's act node performs its POST in its process;
+AIOS_BENCH_REALISTIC_INLINE=0 puts them on their connector's task queue). Memory is off on both
+sides, recall and remembering: LangGraph's loop has none. The floor rows divide aios's Temporal
+server CPU by the workflow tasks its runs' histories hold (bench/history_counts.py).
 
 The latency bound is N / (ideal per-step latency), the ideal run being its six model answers, five
 POSTs and the approval delay with zero overhead (about 1.25 s, 0.25 s per step): the throughput N
