@@ -27,6 +27,7 @@ from aios.settings import Settings, load_settings
 from aios.stack import temporal
 from bench.langgraph_common import rss_mb
 from bench.report import Section, percentile, summarize_ms
+from workflows.notifications import NOTIFY_WORKFLOW
 
 RUNS = int(os.environ.get("AIOS_BENCH_WAITING_RUNS", "1000"))
 CACHE_SIZES = tuple(int(size) for size in os.environ.get("AIOS_BENCH_WAITING_CACHES", "1000,100").split(","))
@@ -34,6 +35,7 @@ SAMPLE = 20
 START_CONCURRENCY = 16
 MILESTONES = (0.25, 0.5, 1.0)
 FILL_POLLS = 1200  # every 0.5 s
+SETTLE_POLLS = 600  # every 0.5 s
 
 
 def _manifest() -> AgentManifest:
@@ -102,11 +104,23 @@ async def _pass(section: Section, settings: Settings, cached: int) -> None:
             f"{label}: Temporal server RSS",
             f"{server_before or 0:.0f} MB with 1 waiting, {rss_mb(server_pid) or 0:.0f} MB with {RUNS}",
         )
+        await _settled(client, settings.task_queue)
         await _list(section, label, client)
         await _approve_all(section, label, client, manifest)
     finally:
         worker.terminate()
         worker.wait(timeout=60)
+
+
+async def _settled(client: AiosClient, queue: str) -> None:
+    """Wait for the approval notices the runs started (a Notify workflow each) to be delivered,
+    so that listing and deciding are timed against a quiet worker, not its backlog."""
+    query = f"TaskQueue = '{queue}' AND WorkflowType = '{NOTIFY_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    for _ in range(SETTLE_POLLS):
+        if not (await client.temporal.count_workflows(query)).count:
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"notices still being delivered after {SETTLE_POLLS / 2:.0f} s")
 
 
 async def _list(section: Section, label: str, client: AiosClient) -> None:
@@ -153,7 +167,8 @@ async def measure() -> Section:
         "python -m bench waiting_runs",
         notes=f"{RUNS} runs of a one-action agent (risk high: needs approval) started "
         f"{START_CONCURRENCY} at a time and left at the gate; the worker is a process of its own. "
-        "Listing is `AiosClient.approvals()` (`aios approvals`), from the run mirrors and one "
+        "Once every run's approval notice is delivered (a `Notify` workflow each), listing is "
+        "`AiosClient.approvals()` (`aios approvals`), from the run mirrors and one "
         f"visibility listing. {SAMPLE} runs are approved one by one with the `decide` update "
         "(`aios approve RUN`), the others still waiting, to time a decision to the run's end; then "
         "the rest with one `aios approve --all` (`AiosClient.decide_waiting`: a signal per run, "

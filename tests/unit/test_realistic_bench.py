@@ -8,20 +8,26 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bench.history_counts import HistoryCounts
 from bench.profile_samples import OTHER, read_samples
 from bench.realistic_figures import (
     APPROVAL_DELAY,
     BUDGET_VARIABLE,
     EFFECT_SECONDS,
+    INLINE_VARIABLE,
     LEVELS_VARIABLE,
     STEPS,
     TIMING,
     LevelFigures,
+    SideResult,
     budget_from_env,
     ideal_run_seconds,
+    inline_from_env,
     levels_from_env,
 )
 from bench.realistic_servers import ModelTiming, Servers
+from bench.realistic_side_by_side import floor
+from bench.report import Section
 from connectors.model import OpenAICompatibleModel
 from connectors.model.types import ChatMessage, ChatRequest, ToolSpec
 
@@ -152,3 +158,36 @@ def test_a_batch_where_no_run_finished_has_no_per_step_figures() -> None:
     assert level.cpu_ms_per_step("process") is None
     assert level.transactions_per_step() is None
     assert level.run_latency(0.5) == float("inf")
+
+
+def test_the_inline_switch_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(INLINE_VARIABLE, raising=False)
+    assert inline_from_env() is True
+    monkeypatch.setenv(INLINE_VARIABLE, "0")
+    assert inline_from_env() is False
+    monkeypatch.setenv(INLINE_VARIABLE, "yes")
+    with pytest.raises(SystemExit, match=INLINE_VARIABLE):
+        inline_from_env()
+
+
+def test_the_floor_divides_the_servers_cpu_by_the_workflow_tasks_of_the_finished_runs() -> None:
+    # 4 finished runs of 5 tasks each: the server's 2.0 s is 100 ms a task, so 100 ms a step.
+    level = LevelFigures(
+        runs=5,
+        steps=4 * STEPS,
+        seconds=10.0,
+        run_seconds=[1.0] * 4,
+        cpu={"process": 1.0, "temporal": 2.0, "postgres": 0.1},
+        transactions=None,
+    )
+    counts = HistoryCounts(
+        runs=4, events=60, workflow_tasks=5, activities=2, local_activities=7,
+        patch_markers=8, visibility_writes=10, timers=1, children=1,
+    )  # fmt: skip
+    section = Section("t", "c")
+    floor(section, SideResult("aios", "realistic", levels=[level]), counts)
+    rows = dict(section.rows)
+    server = rows["floor: the Temporal server"]
+    assert server.startswith("100.0 ms CPU per workflow task x 5.0 per run / 5 steps = 100.0 ms per step")
+    [process] = [value for name, value in rows.items() if name.startswith("floor: the aios process")]
+    assert process == "50.0 ms CPU per step: at most 20 steps/s"  # 1 s over 20 steps, one core
