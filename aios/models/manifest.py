@@ -22,9 +22,8 @@ NAME_PATTERN = r"^[a-z][a-z0-9-]{1,62}$"
 ACTION_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 # The connector of an action that hands its task to another agent (workflows/delegation.py).
 AGENT_CONNECTOR = "agent"
-# An action's delegation fields, left out of the version hash while unset: adding them did not
-# change what earlier manifests mean, so it must not change their versions either.
-# Action fields a later release added: left out of the version hash while unset.
+# Action fields a later release added (delegation's, `inline`), left out of the version hash
+# while unset: adding them did not change what earlier manifests mean, nor may their versions.
 ACTION_DEFAULTS: dict[str, object] = {"agent": None, "wait": True, "inline": False}
 
 
