@@ -47,21 +47,19 @@ async def decide_every_waiting_run(
     outcome = BulkDecision()
     gate = asyncio.Semaphore(SENT_AT_ONCE)
 
-    async def send(state: RunState) -> None:
-        pending = state.pending_approval
-        assert pending is not None
-        decision = {"approver": approver, "note": note, "step": pending.step}
+    async def send(run_id: str, step: int) -> None:
+        decision = {"approver": approver, "note": note, "step": step}
         async with gate:
             try:
-                await temporal.get_workflow_handle(state.run_id).signal(verdict, decision)
+                await temporal.get_workflow_handle(run_id).signal(verdict, decision)
             except RPCError as error:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
-                outcome.ended.append(state.run_id)
+                outcome.ended.append(run_id)
                 return
-        outcome.sent.append(state.run_id)
+        outcome.sent.append(run_id)
 
-    mine: list[RunState] = []
+    mine: dict[str, int] = {}  # run id -> the step it waits at
     for state in waiting:
         if agent is not None and state.agent != agent:
             continue
@@ -69,6 +67,6 @@ async def decide_every_waiting_run(
         if pending is None or approver not in pending.approvers:
             outcome.not_theirs.append(state.run_id)
         else:
-            mine.append(state)
-    await asyncio.gather(*(send(state) for state in mine))
+            mine[state.run_id] = pending.step
+    await asyncio.gather(*(send(run_id, step) for run_id, step in mine.items()))
     return outcome

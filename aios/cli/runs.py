@@ -214,6 +214,8 @@ def list_approvals() -> None:
 def _decide(
     run_id: str | None, verdict: Verdict, approver: str, note: str, step: int | None, every: Every
 ) -> None:
+    if not approver.strip():
+        fail("--as needs the approver's name, e.g. --as alice", code=2)
     if (run_id is None) == (not every.all):
         fail(f"name one RUN, or --all for every run waiting for you (aios {verdict} --help)", code=2)
     if every.all and step is not None:

@@ -99,9 +99,10 @@ async def _open_runs(temporal: Client, only: str = "") -> dict[str, datetime]:
     Read from the raw listing: the SDK's `list_workflows` decodes every run's search attributes
     and memo, half a second of CPU for a thousand runs, to give two fields."""
     query = f"WorkflowType = '{AGENT_RUN}' AND ExecutionStatus = 'Running'" + (f" AND {only}" if only else "")
-    request = ListWorkflowExecutionsRequest(namespace=temporal.namespace, query=query, page_size=1000)
+    request = ListWorkflowExecutionsRequest(namespace=temporal.namespace, query=query)
     found: dict[str, datetime] = {}
     while len(found) < VISIBILITY_LIMIT:
+        request.page_size = min(1000, VISIBILITY_LIMIT - len(found))  # never past the limit
         page = await temporal.workflow_service.list_workflow_executions(request, retry=True)
         for info in page.executions:
             found[info.execution.workflow_id] = info.start_time.ToDatetime(tzinfo=UTC)

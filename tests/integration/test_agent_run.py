@@ -103,9 +103,15 @@ async def test_approve_all_decides_every_run_waiting_for_the_approver_in_one_com
         await wait_for_status(aios_client, run_id, RunStatus.WAITING_APPROVAL)
     settings = aios_client.settings
 
-    for wrong in (["approve", "--as", "alice"], ["approve", runs[0], "--all", "--as", "alice"]):
+    for wrong, said in (
+        (["approve", "--as", "alice"], "name one RUN, or --all"),
+        (["approve", runs[0], "--all", "--as", "alice"], "name one RUN, or --all"),
+        (["approve", "--all", "--as", " "], "--as needs the approver's name"),
+        (["reject", runs[0], "--as", ""], "--as needs the approver's name"),
+    ):
         refused = await asyncio.to_thread(run_aios, *wrong, settings=settings)
-        assert refused.returncode == 2 and "name one RUN, or --all" in refused.stderr, refused.stderr
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
     # bob is only the escalation approver: nothing is his yet.
     not_his = await asyncio.to_thread(
         run_aios, "approve", "--all", "--agent", manifest.name, "--as", "bob", settings=settings
