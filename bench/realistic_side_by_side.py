@@ -21,13 +21,12 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from aios.settings import Settings, load_settings
-from bench.history_counts import HistoryCounts, history_counts
+from bench.history_counts import history_counts
 from bench.langgraph_common import Servers as LocalServers
 from bench.langgraph_crash import Child
 from bench.langgraph_side_by_side import local_servers
@@ -46,6 +45,7 @@ from bench.realistic_figures import (
     inline_from_env,
     levels_from_env,
 )
+from bench.realistic_floor import floor
 from bench.realistic_servers import Servers
 from bench.report import Section, machine
 from tests.support.env import child_env
@@ -57,7 +57,6 @@ COMMAND = "make bench  (python -m bench realistic_side_by_side)"
 SIDE_TIMEOUT = 900.0  # seconds for one side's process: a longer one is a broken benchmark
 THROUGHPUT_TARGETS = {10: 1.0, 50: 1.0, 100: 0.8}  # aios / LangGraph steps/s, per concurrency
 LATENCY_TARGET = 1.1  # aios / LangGraph p95 run latency, at most
-PARTS = ("temporal", "process")  # the CPU readings the floor divides
 PART_LABELS = {"process": "its process", "temporal": "Temporal server", "postgres": "Postgres"}
 
 
@@ -201,33 +200,6 @@ def _ratio(aios: LevelFigures, langgraph: LevelFigures, count: int) -> str:
     latency = aios.run_latency(0.95) / langgraph.run_latency(0.95)
     shown = "n/a (unfinished runs)" if math.isinf(latency) else f"{latency:.2f}x"
     return f"{text}, run latency p95 {shown} (target <= {LATENCY_TARGET}x)"
-
-
-def floor(section: Section, aios: SideResult, counts: HistoryCounts) -> None:
-    """What the Temporal server alone costs a step (its CPU per workflow task times the tasks a
-    run needs), and the worker's share, as ceilings on this machine's cores."""
-    runs = sum(len(level.run_seconds) for level in aios.levels)
-    if not runs or not counts.workflow_tasks:
-        return
-    server_ms, worker_ms = (sum(level.cpu.get(part) or 0.0 for level in aios.levels) * 1000 for part in PARTS)
-    per_task = server_ms / (runs * counts.workflow_tasks)
-    server_step, worker_step = per_task * counts.workflow_tasks / STEPS, worker_ms / (runs * STEPS)
-    cores = os.cpu_count() or 1
-    section.add(
-        "aios per run (its Notify child included)",
-        f"{counts.workflow_tasks:.1f} workflow tasks, {counts.activities:.1f} activities, "
-        f"{counts.local_activities:.1f} local activities, {counts.events:.0f} history events",
-    )
-    section.add(
-        "floor: the Temporal server",
-        f"{per_task:.1f} ms CPU per workflow task x {counts.workflow_tasks:.1f} per run / {STEPS} steps = "
-        f"{server_step:.1f} ms per step: at most {cores * 1000 / server_step:.0f} steps/s on {cores} cores "
-        "were it alone",
-    )
-    section.add(
-        "floor: the aios process (worker and client, one Python interpreter: one core at most)",
-        f"{worker_step:.1f} ms CPU per step: at most {1000 / worker_step:.0f} steps/s",
-    )
 
 
 NOTES = """\

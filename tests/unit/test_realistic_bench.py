@@ -25,8 +25,8 @@ from bench.realistic_figures import (
     inline_from_env,
     levels_from_env,
 )
+from bench.realistic_floor import floor
 from bench.realistic_servers import ModelTiming, Servers
-from bench.realistic_side_by_side import floor
 from bench.report import Section
 from connectors.model import OpenAICompatibleModel
 from connectors.model.types import ChatMessage, ChatRequest, ToolSpec

@@ -1,0 +1,42 @@
+"""The realistic benchmark's floor rows: what the Temporal server and the aios process each cost a
+step, as ceilings on this machine's throughput.
+
+Kept apart from the benchmark's runner so the unit tests import it with the dev extras alone (the
+runner needs psutil and LangGraph, which only `.[bench]` installs)."""
+
+from __future__ import annotations
+
+import os
+
+from bench.history_counts import HistoryCounts
+from bench.realistic_figures import STEPS, SideResult
+from bench.report import Section
+
+PARTS = ("temporal", "process")  # the CPU readings the floor divides
+
+
+def floor(section: Section, aios: SideResult, counts: HistoryCounts) -> None:
+    """What the Temporal server alone costs a step (its CPU per workflow task times the tasks a
+    run needs), and the worker's share, as ceilings on this machine's cores."""
+    runs = sum(len(level.run_seconds) for level in aios.levels)
+    if not runs or not counts.workflow_tasks:
+        return
+    server_ms, worker_ms = (sum(level.cpu.get(part) or 0.0 for level in aios.levels) * 1000 for part in PARTS)
+    per_task = server_ms / (runs * counts.workflow_tasks)
+    server_step, worker_step = per_task * counts.workflow_tasks / STEPS, worker_ms / (runs * STEPS)
+    cores = os.cpu_count() or 1
+    section.add(
+        "aios per run (its Notify child included)",
+        f"{counts.workflow_tasks:.1f} workflow tasks, {counts.activities:.1f} activities, "
+        f"{counts.local_activities:.1f} local activities, {counts.events:.0f} history events",
+    )
+    section.add(
+        "floor: the Temporal server",
+        f"{per_task:.1f} ms CPU per workflow task x {counts.workflow_tasks:.1f} per run / {STEPS} steps = "
+        f"{server_step:.1f} ms per step: at most {cores * 1000 / server_step:.0f} steps/s on {cores} cores "
+        "were it alone",
+    )
+    section.add(
+        "floor: the aios process (worker and client, one Python interpreter: one core at most)",
+        f"{worker_step:.1f} ms CPU per step: at most {1000 / worker_step:.0f} steps/s",
+    )
