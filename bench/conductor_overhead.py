@@ -259,7 +259,12 @@ the next turns itself, so the workflow grades each proposal and takes the turn a
 server by `aios dev up`) serves the bare baseline's regular activities and the conductor's
 checkpoints. `aios dev up` also raises `history.transferProcessorMaxPollRPS` from 20 to 1000
 (the single shard's queue reader otherwise holds each task ~40 ms). The machine's other load
-moves throughput by tens of percent between runs; latencies move less."""
+moves throughput by tens of percent between runs; latencies move less.
+
+The marginal step has grown since those levers (~3-4 ms then): each turn now tells the model the
+results of its last steps (a ledger read and a longer request per turn), and each run remembers
+its outcome (a MiniLM embedding in the worker, ~26 ms of CPU, about a quarter of this process's
+CPU here). Both are what a default manifest does; docs/PROFILE.md has the bisect."""
 
 
 async def measure() -> Section:

@@ -71,7 +71,8 @@ async def measure() -> Section:
     section = Section("Headline: a realistic workload side by side with LangGraph", COMMAND)
     report(section, results, levels)
     if results["aios"].run_ids:
-        floor(section, results["aios"], await history_counts(settings, results["aios"].run_ids))
+        counts = await history_counts(settings, results["aios"].run_ids)
+        floor(section, results["aios"], counts, results["langgraph"])
     from bench.realistic_plot import plot
 
     plot(results, PLOT)
@@ -218,7 +219,10 @@ resumes with `Command(resume=...)`. aios's `http` actions are `inline` (performe
 run's workflow task, as LangGraph's act node performs its POST in its process;
 AIOS_BENCH_REALISTIC_INLINE=0 puts them on their connector's task queue). Memory is off on both
 sides, recall and remembering: LangGraph's loop has none. The floor rows divide aios's Temporal
-server CPU by the workflow tasks its runs' histories hold (bench/history_counts.py).
+server CPU by the workflow tasks its runs' histories hold (bench/history_counts.py); the machine's
+row adds aios's process and Postgres, the last row puts LangGraph's process and Postgres beside
+aios's server: what aios could reach on these cores were all but its Temporal server as cheap as
+LangGraph's, so a ratio above that row's is out of reach with this server in the loop.
 
 The latency bound is N / (ideal per-step latency), the ideal run being its six model answers, five
 POSTs and the approval delay with zero overhead (about 1.25 s, 0.25 s per step): the throughput N

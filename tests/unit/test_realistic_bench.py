@@ -170,8 +170,11 @@ def test_the_inline_switch_comes_from_the_environment(monkeypatch: pytest.Monkey
         inline_from_env()
 
 
-def test_the_floor_divides_the_servers_cpu_by_the_workflow_tasks_of_the_finished_runs() -> None:
+def test_the_floor_divides_the_servers_cpu_by_the_workflow_tasks_of_the_finished_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # 4 finished runs of 5 tasks each: the server's 2.0 s is 100 ms a task, so 100 ms a step.
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     level = LevelFigures(
         runs=5,
         steps=4 * STEPS,
@@ -185,9 +188,24 @@ def test_the_floor_divides_the_servers_cpu_by_the_workflow_tasks_of_the_finished
         patch_markers=8, visibility_writes=10, timers=1, children=1,
     )  # fmt: skip
     section = Section("t", "c")
-    floor(section, SideResult("aios", "realistic", levels=[level]), counts)
+    # The peer: 40 steps in 2 s (20 steps/s) for 0.4 s of its process and 0.2 s of Postgres.
+    peer_level = LevelFigures(
+        runs=8, steps=40, seconds=2.0, run_seconds=[1.0] * 8, cpu={"process": 0.4, "postgres": 0.2},
+        transactions=None,
+    )  # fmt: skip
+    peer = SideResult("langgraph", "realistic", levels=[peer_level])
+    floor(section, SideResult("aios", "realistic", levels=[level]), counts, peer)
     rows = dict(section.rows)
     server = rows["floor: the Temporal server"]
     assert server.startswith("100.0 ms CPU per workflow task x 5.0 per run / 5 steps = 100.0 ms per step")
     [process] = [value for name, value in rows.items() if name.startswith("floor: the aios process")]
     assert process == "50.0 ms CPU per step: at most 20 steps/s"  # 1 s over 20 steps, one core
+    # 100 + 50 + 5 ms a step on 2 cores; beside the peer's 10 + 5 ms, 115 ms: 17 steps/s, 0.87x its 20.
+    assert rows["floor: the machine, aios as measured"] == (
+        "100.0 + 50.0 + 5.0 ms CPU per step (server, process, Postgres) = 155.0 ms: "
+        "at most 13 steps/s on 2 cores"
+    )
+    assert rows["floor: the Temporal server beside a process and Postgres as cheap as LangGraph's"] == (
+        "100.0 + 15.0 ms CPU per step: at most 17 steps/s on 2 cores, "
+        "0.87x LangGraph's best level (20.0 steps/s)"
+    )
