@@ -238,8 +238,8 @@ think -> gate -> act StateGraph (the gate calls `interrupt`, the driver answers 
 aios's worker) in schema `bench_langgraph` of the same database: three checkpoints per step,
 each before the next node starts with durability `sync` (what aios guarantees; the ratios use
 it), while LangGraph's default `async` writes them alongside the next node. Memory is off on
-both, recall and remembering (LangGraph has none). Each side runs in processes of its own, one at a time, the
-sides taking turns pass by pass.
+both, recall and remembering (LangGraph has none). Each side runs in processes of its own, one
+at a time, the sides taking turns pass by pass.
 
 Per-step latency: run time / K over sequential runs at K2, and the marginal cost of a step,
 (run time at K2 - run time at K1) / (K2 - K1) for each pair of adjacent runs (the K1 and K2

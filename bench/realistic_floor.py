@@ -25,7 +25,9 @@ def floor(section: Section, aios: SideResult, counts: HistoryCounts, peer: SideR
         return
     server_ms, worker_ms, postgres_ms = (_cpu_ms(aios, part) for part in PARTS)
     per_task = server_ms / (runs * counts.workflow_tasks)
-    server_step, worker_step = per_task * counts.workflow_tasks / STEPS, worker_ms / (runs * STEPS)
+    server_step, worker_step, postgres_step = (
+        ms / (runs * STEPS) for ms in (server_ms, worker_ms, postgres_ms)
+    )
     cores = os.cpu_count() or 1
     section.add(
         "aios per run (its Notify child included)",
@@ -42,7 +44,6 @@ def floor(section: Section, aios: SideResult, counts: HistoryCounts, peer: SideR
         "floor: the aios process (worker and client, one Python interpreter: one core at most)",
         f"{worker_step:.1f} ms CPU per step: at most {1000 / worker_step:.0f} steps/s",
     )
-    postgres_step = postgres_ms / (runs * STEPS)
     machine_step = server_step + worker_step + postgres_step
     section.add(
         "floor: the machine, aios as measured",
